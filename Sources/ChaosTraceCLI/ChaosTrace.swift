@@ -1,0 +1,23 @@
+import ArgumentParser
+
+@main
+struct ChaosTrace: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "chaostrace",
+        abstract: "Chaos testing of distributed systems by deterministic simulation: record, replay, shrink.",
+        discussion: """
+        Exit codes: 0 success; 1 an invariant was violated; 3 replay diverged; 64 bad usage;
+        65 bad input data (corrupt trace, bad history); 70 internal error.
+        """,
+        version: version,
+        subcommands: [
+            LsCommand.self,
+            ShowCommand.self,
+            VerifyCommand.self,
+            BenchCommand.self,
+            RecordSyntheticCommand.self,
+        ]
+    )
+}

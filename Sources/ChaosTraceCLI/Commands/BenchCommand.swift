@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import TraceStore
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure the trace store and simulator against the performance targets.",
+        discussion: """
+        Every figure is measured in this one run, on a temporary store that is deleted afterwards.
+        Build with -c release for meaningful numbers.
+        """)
+
+    @Option(help: "Events in the synthetic run.") var events: Int = 2_000_000
+    @Option(help: "Random seeks to time.") var seeks: Int = 2_000
+    @Option(help: "Raw chunk size in bytes.") var chunkSize: Int = 64 << 10
+    @Flag(help: "Print the figures as one JSON object.") var json = false
+
+    func validate() throws {
+        if events < 1_000 { throw ValidationError("--events must be at least 1000") }
+        if seeks < 1 { throw ValidationError("--seeks must be at least 1") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            var figures = BenchFigures()
+            try StoreBench(events: events, seeks: seeks, chunkSize: chunkSize).measure(into: &figures)
+            if json {
+                print(figures.json())
+            } else {
+                print(figures.table())
+            }
+        }
+    }
+}
+
+/// Named figures in the order they were measured, with the target each is judged by.
+struct BenchFigures {
+    struct Figure { var key: String; var value: Double; var unit: String; var target: String }
+    private(set) var figures: [Figure] = []
+
+    mutating func add(_ key: String, _ value: Double, unit: String, target: String = "") {
+        figures.append(Figure(key: key, value: value, unit: unit, target: target))
+    }
+
+    func json() -> String {
+        "{" + figures.map { "\"\($0.key)\":\(Self.number($0.value))" }.joined(separator: ",") + "}"
+    }
+
+    static func number(_ value: Double) -> String {
+        if value.isNaN || value.isInfinite { return "null" }
+        if value == value.rounded() && abs(value) < 1e15 { return String(Int64(value)) }
+        return String(format: "%.6g", value)
+    }
+
+    func table() -> String {
+        Table.render([["FIGURE", "VALUE", "UNIT", "TARGET"]] + figures.map {
+            [$0.key, Self.human($0.value), $0.unit, $0.target]
+        })
+    }
+
+    static func human(_ value: Double) -> String {
+        if value >= 1_000_000 { return String(format: "%.2f M", value / 1_000_000) }
+        if value >= 10_000 { return String(format: "%.1f k", value / 1_000) }
+        return String(format: "%.4g", value)
+    }
+}
+
+func seconds(_ duration: Duration) -> Double {
+    Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
+}
+
+/// Write, size, decode and seek figures of the trace store on a synthetic stream.
+struct StoreBench {
+    var events: Int
+    var seeks: Int
+    var chunkSize: Int
+
+    func measure(into figures: inout BenchFigures) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chaostrace-bench-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("bench.trace").path
+
+        var stream = SyntheticTrace(seed: 42)
+        var generated: [Event] = []
+        generated.reserveCapacity(events)
+        for _ in 0..<events { generated.append(stream.next()!) }
+
+        var options = TraceStore.Options()
+        options.chunkSize = chunkSize
+        let store = try TraceStore(path: path, options: options)
+        let clock = ContinuousClock()
+        let recorder = try store.beginRun(seed: 42, configuration: "{\"bench\":true}", toolVersion: ChaosTrace.version)
+        let writeTime = try clock.measure {
+            for event in generated { try recorder.append(event) }
+            try recorder.finish(verdict: "pass", virtualEndTime: generated.last!.time)
+        }
+        let info = try store.run(recorder.runID)
+        figures.add("store_write_events_per_s", Double(events) / seconds(writeTime), unit: "events/s")
+        let traceBytesPerEvent = Double(info.storedBytes) / Double(events)
+        figures.add("trace_bytes_per_event", traceBytesPerEvent, unit: "bytes", target: "≤ 4")
+        figures.add("store_file_bytes_per_event", Double(try store.usedBytes()) / Double(events), unit: "bytes")
+
+        // The baseline a user would otherwise pick: the same events as JSON lines, zstd level 3.
+        var jsonl: [UInt8] = []
+        jsonl.reserveCapacity(events * 96)
+        for (number, event) in generated.enumerated() { JSONLines.append(event, number: number, to: &jsonl) }
+        let compressed = try ZstdCompressor(level: 3).compress(jsonl)
+        let jsonlBytesPerEvent = Double(compressed.count) / Double(events)
+        figures.add("jsonl_bytes_per_event", Double(jsonl.count) / Double(events), unit: "bytes")
+        figures.add("jsonl_zstd_bytes_per_event", jsonlBytesPerEvent, unit: "bytes")
+        figures.add("jsonl_zstd_size_ratio", jsonlBytesPerEvent / traceBytesPerEvent, unit: "×", target: "≥ 5")
+
+        // Streaming decode of the stored run.
+        let reader = try store.reader(run: info.id)
+        var checksum: UInt64 = 0
+        var decoded = 0
+        let decodeTime = try clock.measure {
+            try reader.forEach { _, event in
+                checksum &+= event.time &+ event.id &+ UInt64(event.node) &+ UInt64(event.payload.count)
+                decoded += 1
+                return true
+            }
+        }
+        precondition(decoded == events, "decoded \(decoded) of \(events) events")
+        figures.add("decode_events_per_s", Double(events) / seconds(decodeTime), unit: "events/s", target: "≥ 20 M")
+
+        // Random seeks by event number, each touching one chunk.
+        var state: UInt64 = 7
+        var latencies: [Double] = []
+        latencies.reserveCapacity(seeks)
+        for _ in 0..<seeks {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            let target = (state >> 11) % UInt64(events)
+            var found: Event?
+            let elapsed = try clock.measure { found = try reader.event(at: target) }
+            precondition(found == generated[Int(target)], "seek to \(target) returned the wrong event")
+            latencies.append(seconds(elapsed) * 1_000)
+        }
+        latencies.sort()
+        figures.add("seek_ms_p50", latencies[latencies.count / 2], unit: "ms")
+        figures.add("seek_ms_p99", latencies[min(latencies.count - 1, latencies.count * 99 / 100)], unit: "ms", target: "≤ 2")
+        figures.add("bench_events", Double(events), unit: "events")
+        if checksum == 0 { print("") }  // keeps the decode loop's work observable
+    }
+}
+
+/// The JSON-lines form of events used as the size baseline.
+enum JSONLines {
+    static let hexDigits = Array("0123456789abcdef".utf8)
+
+    static func append(_ event: Event, number: Int, to bytes: inout [UInt8]) {
+        func put(_ text: String) { bytes.append(contentsOf: text.utf8) }
+        put("{\"n\":\(number),\"t\":\(event.time),\"kind\":\"\(event.kind.name)\",\"node\":\(event.node),\"peer\":\(event.peer),\"id\":\(event.id),\"payload\":\"")
+        for byte in event.payload {
+            bytes.append(hexDigits[Int(byte >> 4)])
+            bytes.append(hexDigits[Int(byte & 15)])
+        }
+        put("\"}\n")
+    }
+}

@@ -1,0 +1,63 @@
+import ArgumentParser
+import TraceStore
+
+struct ShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Show the events of a run, filtered by node, kind and event range.")
+
+    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json, mermaid }
+
+    @Argument(help: "A run id, 'latest' or 'latest-failure'.") var runSpec: String
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "Only events of this node (as actor or peer).") var node: UInt32?
+    @Option(help: ArgumentHelp("Only these kinds, comma-separated (send,deliver,crash,…).", valueName: "K,...")) var kind: String?
+    @Option(help: "First event number to show.") var from: UInt64 = 0
+    @Option(help: "Last event number to show (inclusive).") var to: UInt64?
+    @Option(help: "text, json (JSON lines) or mermaid.") var format: Format = .text
+
+    func validate() throws {
+        if let to, to < from { throw ValidationError("--to \(to) is before --from \(from)") }
+        _ = try kinds()
+    }
+
+    func kinds() throws -> Set<EventKind>? {
+        guard let kind else { return nil }
+        var kinds = Set<EventKind>()
+        for name in kind.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+            guard let parsed = EventKind(name: name) else {
+                throw ValidationError("unknown event kind '\(name)'; kinds are: \(EventKind.allCases.map(\.name).joined(separator: ", "))")
+            }
+            kinds.insert(parsed)
+        }
+        return kinds
+    }
+
+    func run() throws {
+        let kinds = try kinds()
+        try reportingErrors {
+            let store = try storeOptions.open(readOnly: true)
+            let info = try store.resolveRun(runSpec)
+            let reader = try store.reader(run: info.id)
+            let output = Output()
+            var selected: [NumberedEvent] = []
+            try reader.forEach(from: from) { number, raw in
+                if let to, number > to { return false }
+                if let kinds, !kinds.contains(raw.kind) { return true }
+                if let node, raw.node != node && raw.peer != node { return true }
+                let numbered = NumberedEvent(number: number, event: raw.materialize())
+                switch format {
+                case .text: output.line(EventFormatting.text(numbered))
+                case .json: output.line(EventFormatting.json(numbered))
+                case .mermaid: selected.append(numbered)
+                }
+                return true
+            }
+            if format == .mermaid { output.line(EventFormatting.mermaid(selected)) }
+            if format == .text && info.status == .incomplete {
+                output.line("(run \(info.id) is incomplete: its writer stopped after event \(info.eventCount == 0 ? 0 : info.eventCount - 1))")
+            }
+            output.flush()
+        }
+    }
+}

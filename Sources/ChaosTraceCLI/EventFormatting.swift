@@ -1,0 +1,103 @@
+import Foundation
+import TraceStore
+
+/// Renders events for people (text), programs (JSON) and diagrams (Mermaid).
+enum EventFormatting {
+    static func hex(_ bytes: [UInt8], limit: Int = 32) -> String {
+        let shown = bytes.prefix(limit).map { String(format: "%02x", $0) }.joined()
+        return bytes.count > limit ? shown + "…(\(bytes.count) bytes)" : shown
+    }
+
+    static func textPayload(_ event: Event) -> String? {
+        switch event.kind {
+        case .runStart, .runEnd, .drop, .log, .violation, .byzantine, .clockFault, .diskFault, .partition, .heal:
+            guard !event.payload.isEmpty, let text = String(validating: event.payload, as: UTF8.self) else { return nil }
+            return text
+        default:
+            return nil
+        }
+    }
+
+    /// Virtual nanoseconds as milliseconds with microsecond precision.
+    static func time(_ nanoseconds: UInt64) -> String {
+        let micros = nanoseconds / 1_000
+        return String(format: "%llu.%03llums", micros / 1_000, micros % 1_000)
+    }
+
+    static func text(_ numbered: NumberedEvent) -> String {
+        let event = numbered.event
+        var line = "#\(numbered.number)".padding(toLength: 9, withPad: " ", startingAt: 0)
+        line += " " + time(event.time).padding(toLength: 14, withPad: " ", startingAt: 0)
+        line += " " + event.kind.name.padding(toLength: 17, withPad: " ", startingAt: 0)
+        switch event.kind {
+        case .send, .drop, .duplicate:
+            line += " n\(event.node) → n\(event.peer) msg \(event.id)"
+        case .deliver:
+            line += " n\(event.peer) → n\(event.node) msg \(event.id)"
+        case .timerSet, .timerFire:
+            line += " n\(event.node) timer \(event.id) tag \(event.peer)"
+        case .clientInvoke, .clientComplete:
+            line += " client \(event.node) op \(event.id) (n\(event.peer))"
+        case .decision:
+            line += " stream \(event.node) type \(event.peer) value \(event.id)"
+        case .stateDigest:
+            line += " n\(event.node) digest \(String(event.id, radix: 16))"
+        default:
+            line += " n\(event.node)" + (event.peer != 0 ? " peer \(event.peer)" : "") + (event.id != 0 ? " id \(event.id)" : "")
+        }
+        if let text = textPayload(event) {
+            line += "  \(text)"
+        } else if !event.payload.isEmpty {
+            line += "  [\(hex(event.payload))]"
+        }
+        return line
+    }
+
+    static func json(_ numbered: NumberedEvent) -> String {
+        let event = numbered.event
+        var line = "{\"n\":\(numbered.number),\"t\":\(event.time),\"kind\":\"\(event.kind.name)\",\"node\":\(event.node),\"peer\":\(event.peer),\"id\":\(event.id)"
+        line += ",\"payload\":\"\(hex(event.payload, limit: Int.max))\""
+        if let text = textPayload(event) { line += ",\"text\":\(JSON.string(text))" }
+        return line + "}"
+    }
+
+    /// A Mermaid `sequenceDiagram`: nodes as participants, delivered messages as arrows, dropped
+    /// ones as crossed arrows, faults and client operations as notes.
+    static func mermaid(_ events: [NumberedEvent], limit: Int = 400) -> String {
+        var participants: [UInt32] = []
+        func participant(_ node: UInt32) {
+            if !participants.contains(node) { participants.append(node) }
+        }
+        var lines: [String] = []
+        for numbered in events {
+            guard lines.count < limit else {
+                lines.append("    Note over n\(participants.first ?? 0): … \(events.count) events in all; narrow with --from/--to")
+                break
+            }
+            let event = numbered.event
+            switch event.kind {
+            case .deliver, .duplicate:
+                participant(event.peer); participant(event.node)
+                lines.append("    n\(event.peer)->>n\(event.node): msg \(event.id) (#\(numbered.number))")
+            case .drop:
+                participant(event.node); participant(event.peer)
+                lines.append("    n\(event.node)-xn\(event.peer): msg \(event.id) dropped")
+            case .crash, .restart, .pause, .resume, .clockFault, .diskFault, .resourcePressure, .byzantine, .partition, .heal:
+                participant(event.node)
+                let detail = textPayload(event).map { " " + $0 } ?? ""
+                lines.append("    Note over n\(event.node): \(event.kind.name)\(detail) @\(time(event.time))")
+            case .clientInvoke, .clientComplete:
+                participant(event.peer)
+                lines.append("    Note left of n\(event.peer): client \(event.node) \(event.kind == .clientInvoke ? "invokes" : "completes") op \(event.id)")
+            case .violation:
+                participant(event.node)
+                lines.append("    Note over n\(event.node): VIOLATION \(textPayload(event) ?? "")")
+            default:
+                continue
+            }
+        }
+        let header = ["sequenceDiagram"] + participants.map { "    participant n\($0)" }
+        return (header + lines).joined(separator: "\n")
+            .replacingOccurrences(of: ";", with: ",")
+    }
+}

@@ -1,0 +1,330 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A file holding many recorded runs: one LMDB environment with named databases for run
+/// metadata (`runs`), compressed event chunks (`chunks`), two indexes (`by-event`, `by-time`),
+/// state checkpoints (`checkpoints`) and the store's format version (`meta`).
+///
+/// Keys are big-endian so LMDB's byte order is numeric order:
+/// - `chunks`:      run(8) chunk(4)              → chunk header + zstd frame
+/// - `by-event`:    run(8) lastEventNumber(8)    → chunk(4)
+/// - `by-time`:     run(8) lastTime(8) chunk(4)  → chunk(4)
+/// - `checkpoints`: run(8) eventNumber(8)        → state bytes
+/// - `runs`:        run(8)                       → RunInfo JSON
+///
+/// Not thread-safe; one instance per file per process (an LMDB rule).
+public final class TraceStore {
+    public struct Options: Sendable {
+        public var readOnly = false
+        /// Raw bytes buffered before a chunk is compressed and committed.
+        public var chunkSize = 64 << 10
+        public var compressionLevel: Int32 = 3
+        /// Initial LMDB map size; it grows on demand.
+        public var initialMapSize = 64 << 20
+        /// Flush to disk every this many chunks (and at every run's end). Commits are atomic either
+        /// way: a crashed process loses at most the chunk in flight.
+        public var syncEveryChunks = 256
+        public init() {}
+    }
+
+    public let path: String
+    public let options: Options
+    let environment: LMDBEnvironment
+    let runsDB: LMDBDatabase
+    let chunksDB: LMDBDatabase
+    let byEventDB: LMDBDatabase
+    let byTimeDB: LMDBDatabase
+    let checkpointsDB: LMDBDatabase
+    let metaDB: LMDBDatabase
+
+    static let databaseNames = ["meta", "runs", "chunks", "by-event", "by-time", "checkpoints"]
+
+    /// Opens the store at `path`, creating it unless `readOnly`. Runs left `running` by a writer
+    /// that is gone are marked `incomplete`.
+    public init(path: String, options: Options = Options()) throws {
+        self.path = path
+        self.options = options
+        let fileManager = FileManager.default
+        var isDirectory: ObjCBool = false
+        let existed = fileManager.fileExists(atPath: path, isDirectory: &isDirectory)
+        if isDirectory.boolValue { throw TraceStoreError.notAStore(path: path, reason: "it is a directory") }
+        if !existed {
+            if options.readOnly { throw TraceStoreError.storeMissing(path: path) }
+            let directory = (path as NSString).deletingLastPathComponent
+            if !directory.isEmpty && !fileManager.fileExists(atPath: directory) {
+                do { try fileManager.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
+                    throw TraceStoreError.notAStore(path: path, reason: "cannot create directory \(directory): \(error.localizedDescription)")
+                }
+            }
+        }
+        var environmentOptions = LMDBEnvironment.Options()
+        environmentOptions.readOnly = options.readOnly
+        environmentOptions.noSync = true
+        environmentOptions.initialMapSize = options.initialMapSize
+        do {
+            environment = try LMDBEnvironment(path: path, options: environmentOptions)
+        } catch {
+            if error.meansBadFile { throw TraceStoreError.notAStore(path: path, reason: error.message) }
+            throw TraceStoreError.storage(path: path, error: error)
+        }
+        let environment = environment
+        func open(_ name: String, create: Bool) throws -> LMDBDatabase {
+            do { return try environment.database(named: name, create: create) } catch {
+                if error == .notFound || error.meansBadFile || error.rawValue == EINVAL {
+                    throw TraceStoreError.notAStore(path: path, reason: "database '\(name)' is missing")
+                }
+                throw TraceStoreError.storage(path: path, error: error)
+            }
+        }
+        // A file that existed must already be a store: never add our databases to someone else's.
+        let create = !options.readOnly && !existed
+        metaDB = try open("meta", create: create)
+        runsDB = try open("runs", create: create)
+        chunksDB = try open("chunks", create: create)
+        byEventDB = try open("by-event", create: create)
+        byTimeDB = try open("by-time", create: create)
+        checkpointsDB = try open("checkpoints", create: create)
+        try checkFormatVersion(isNew: create)
+        if !options.readOnly { try markDeadRunsIncomplete() }
+    }
+
+    static let formatVersionKey = Array("format_version".utf8)
+    static let nextRunKey = Array("next_run_id".utf8)
+
+    private func checkFormatVersion(isNew: Bool) throws {
+        let stored = try storage { (txn) throws(LMDBError) in try txn.get(metaDB, key: Self.formatVersionKey) }
+        if let stored {
+            let text = String(decoding: stored, as: UTF8.self)
+            guard text == String(EventCodec.formatVersion) else { throw TraceStoreError.unsupportedFormat(path: path, found: text) }
+        } else if isNew {
+            try storageWrite { (txn) throws(LMDBError) in
+                try txn.put(metaDB, key: Self.formatVersionKey, value: Array(String(EventCodec.formatVersion).utf8))
+            }
+        } else {
+            throw TraceStoreError.notAStore(path: path, reason: "no format version recorded")
+        }
+    }
+
+    // MARK: - Transactions with the store's errors
+
+    func storage<T>(_ body: (borrowing LMDBTransaction) throws(LMDBError) -> T) throws -> T {
+        do { return try environment.read(body) } catch { throw mapped(error) }
+    }
+
+    func storageWrite<T>(_ body: (borrowing LMDBTransaction) throws(LMDBError) -> T) throws -> T {
+        do { return try environment.write(body) } catch { throw mapped(error) }
+    }
+
+    func mapped(_ error: LMDBError) -> TraceStoreError {
+        error.meansBadFile ? .notAStore(path: path, reason: error.message) : .storage(path: path, error: error)
+    }
+
+    /// Flushes everything committed to disk.
+    public func sync() throws {
+        do { try environment.sync() } catch { throw mapped(error) }
+    }
+
+    /// How many times the map has grown since this store was opened.
+    public var mapGrowths: Int { environment.mapGrowths }
+
+    /// Bytes of the file in use.
+    public func usedBytes() throws -> Int {
+        do { return try environment.usedBytes() } catch { throw mapped(error) }
+    }
+
+    // MARK: - Keys
+
+    static func runKey(_ run: UInt64) -> [UInt8] {
+        var key: [UInt8] = []
+        key.reserveCapacity(20)
+        Bytes.appendBigEndian(run, to: &key)
+        return key
+    }
+
+    static func chunkKey(_ run: UInt64, _ chunk: UInt32) -> [UInt8] {
+        var key = runKey(run)
+        Bytes.appendBigEndian(chunk, to: &key)
+        return key
+    }
+
+    static func runAndNumberKey(_ run: UInt64, _ number: UInt64) -> [UInt8] {
+        var key = runKey(run)
+        Bytes.appendBigEndian(number, to: &key)
+        return key
+    }
+
+    static func timeKey(_ run: UInt64, _ time: UInt64, _ chunk: UInt32) -> [UInt8] {
+        var key = runAndNumberKey(run, time)
+        Bytes.appendBigEndian(chunk, to: &key)
+        return key
+    }
+
+    // MARK: - Runs
+
+    /// All runs, oldest first.
+    public func runs() throws -> [RunInfo] {
+        let entries = try storage { (txn) throws(LMDBError) -> [LMDBCursor.Entry] in
+            try txn.withCursor(runsDB) { (cursor) throws(LMDBError) -> [LMDBCursor.Entry] in
+                var entries: [LMDBCursor.Entry] = []
+                var entry = try cursor.first()
+                while let current = entry {
+                    entries.append(current)
+                    entry = try cursor.next()
+                }
+                return entries
+            }
+        }
+        var result: [RunInfo] = []
+        for entry in entries {
+            let run = Bytes.readBigEndian64(entry.key, at: 0) ?? 0
+            result.append(try decodeRunInfo(entry.value, run: run))
+        }
+        return result
+    }
+
+    func decodeRunInfo(_ bytes: [UInt8], run: UInt64) throws -> RunInfo {
+        do {
+            var info = try RunInfoCoding.decode(bytes)
+            if info.status == .running && !Self.writerIsAlive(info.writerPID) { info.status = .incomplete }
+            return info
+        } catch {
+            throw TraceStoreError.corruptRun(path: path, run: run, reason: "metadata is not readable JSON")
+        }
+    }
+
+    /// The run with this id.
+    public func run(_ id: UInt64) throws -> RunInfo {
+        guard let bytes = try storage({ (txn) throws(LMDBError) in try txn.get(runsDB, key: Self.runKey(id)) }) else {
+            throw TraceStoreError.runNotFound(path: path, run: String(id))
+        }
+        return try decodeRunInfo(bytes, run: id)
+    }
+
+    /// Resolves what a user typed for RUN: a run id, `latest` or `latest-failure`.
+    public func resolveRun(_ spec: String) throws -> RunInfo {
+        switch spec {
+        case "latest":
+            guard let run = try runs().last else { throw TraceStoreError.runNotFound(path: path, run: spec) }
+            return run
+        case "latest-failure":
+            guard let run = try runs().last(where: { $0.failed }) else { throw TraceStoreError.runNotFound(path: path, run: spec) }
+            return run
+        default:
+            guard let id = UInt64(spec.hasPrefix("#") ? String(spec.dropFirst()) : spec) else {
+                throw TraceStoreError.runNotFound(path: path, run: spec)
+            }
+            return try run(id)
+        }
+    }
+
+    static func writerIsAlive(_ pid: Int32) -> Bool {
+        if pid <= 0 { return false }
+        if pid == getpid() { return true }
+        return kill(pid, 0) == 0 || errno == EPERM
+    }
+
+    private func markDeadRunsIncomplete() throws {
+        let dead = try runs().filter { $0.status == .incomplete }
+        guard !dead.isEmpty else { return }
+        try storageWrite { (txn) throws(LMDBError) in
+            for info in dead {
+                // Re-read inside the transaction: only a run still marked running is changed.
+                guard let bytes = try txn.get(runsDB, key: Self.runKey(info.id)),
+                      var stored = try? RunInfoCoding.decode(bytes), stored.status == .running else { continue }
+                stored.status = .incomplete
+                try txn.put(runsDB, key: Self.runKey(info.id), value: RunInfoCoding.encode(stored))
+            }
+        }
+    }
+
+    /// Starts recording a new run.
+    public func beginRun(seed: UInt64, configuration: String, toolVersion: String, parentRun: UInt64? = nil) throws -> RunRecorder {
+        guard !options.readOnly else { throw TraceStoreError.storage(path: path, error: LMDBError(rawValue: EACCES)) }
+        let startedAt = Date().timeIntervalSince1970
+        let info = try storageWrite { (txn) throws(LMDBError) -> RunInfo in
+            let next = try txn.get(metaDB, key: Self.nextRunKey).flatMap { Bytes.readBigEndian64($0, at: 0) } ?? 1
+            let info = RunInfo(id: next, seed: seed, configuration: configuration, toolVersion: toolVersion,
+                               startedAt: startedAt, status: .running, verdict: nil, summary: nil,
+                               eventCount: 0, chunkCount: 0, lastEventTime: 0, virtualEndTime: nil,
+                               kindCounts: nil, parentRun: parentRun, writerPID: getpid(), storedBytes: 0)
+            try txn.put(metaDB, key: Self.nextRunKey, value: Self.runKey(next + 1))
+            try txn.put(runsDB, key: Self.runKey(next), value: RunInfoCoding.encode(info))
+            return info
+        }
+        return RunRecorder(store: self, info: info)
+    }
+
+    /// Deletes a run and everything stored for it.
+    public func deleteRun(_ id: UInt64) throws {
+        _ = try run(id)
+        try storageWrite { (txn) throws(LMDBError) in
+            for database in [chunksDB, byEventDB, byTimeDB, checkpointsDB] {
+                try Self.deletePrefix(txn, database, Self.runKey(id))
+            }
+            try txn.delete(runsDB, key: Self.runKey(id))
+        }
+    }
+
+    static func deletePrefix(_ txn: borrowing LMDBTransaction, _ database: LMDBDatabase, _ prefix: [UInt8]) throws(LMDBError) {
+        let keys = try txn.withCursor(database) { (cursor) throws(LMDBError) -> [[UInt8]] in
+            var keys: [[UInt8]] = []
+            var entry = try cursor.seek(atLeast: prefix)
+            while let current = entry, current.key.starts(with: prefix) {
+                keys.append(current.key)
+                entry = try cursor.next()
+            }
+            return keys
+        }
+        for key in keys { try txn.delete(database, key: key) }
+    }
+
+    // MARK: - Checkpoints
+
+    /// The latest checkpoint of `run` at or before event `number`: its event number and state.
+    public func checkpoint(run: UInt64, atOrBefore number: UInt64) throws -> (UInt64, [UInt8])? {
+        try storage { (txn) throws(LMDBError) -> (UInt64, [UInt8])? in
+            try txn.withCursor(checkpointsDB) { (cursor) throws(LMDBError) -> (UInt64, [UInt8])? in
+                let prefix = Self.runKey(run)
+                var entry = try cursor.seek(atLeast: Self.runAndNumberKey(run, number))
+                if let current = entry, current.key == Self.runAndNumberKey(run, number) {
+                    return (number, current.value)
+                }
+                entry = entry == nil ? try cursor.last() : try cursor.previous()
+                guard let found = entry, found.key.starts(with: prefix), let at = Bytes.readBigEndian64(found.key, at: 8) else { return nil }
+                return (at, found.value)
+            }
+        }
+    }
+
+    /// Event numbers of all checkpoints of `run`.
+    public func checkpointNumbers(run: UInt64) throws -> [UInt64] {
+        try storage { (txn) throws(LMDBError) -> [UInt64] in
+            try txn.withCursor(checkpointsDB) { (cursor) throws(LMDBError) -> [UInt64] in
+                let prefix = Self.runKey(run)
+                var numbers: [UInt64] = []
+                var entry = try cursor.seek(atLeast: prefix)
+                while let current = entry, current.key.starts(with: prefix) {
+                    if let number = Bytes.readBigEndian64(current.key, at: 8) { numbers.append(number) }
+                    entry = try cursor.next()
+                }
+                return numbers
+            }
+        }
+    }
+
+    // MARK: - Reading
+
+    /// A reader streaming the events of `run`.
+    public func reader(run: UInt64) throws -> RunReader {
+        RunReader(store: self, info: try self.run(run))
+    }
+
+    /// The stored bytes of one chunk (header and frame), for tools and tests.
+    public func rawChunk(run: UInt64, chunk: UInt32) throws -> [UInt8]? {
+        try storage { (txn) throws(LMDBError) in try txn.get(chunksDB, key: Self.chunkKey(run, chunk)) }
+    }
+}

@@ -1,0 +1,54 @@
+/// Errors of the trace store. Each names the file and says what to do; `exitCode` maps it onto the
+/// command line's documented codes (64 bad usage, 65 bad input data, 70 internal error).
+public enum TraceStoreError: Error, CustomStringConvertible, Equatable {
+    /// No store at this path.
+    case storeMissing(path: String)
+    /// The file exists but is not a ChaosTrace store (or is damaged beyond opening).
+    case notAStore(path: String, reason: String)
+    /// The store was written by a format this build does not read.
+    case unsupportedFormat(path: String, found: String)
+    /// No run matches what was asked for.
+    case runNotFound(path: String, run: String)
+    /// A chunk of a run is damaged.
+    case corruptChunk(path: String, run: UInt64, chunk: UInt32, reason: String)
+    /// A run's metadata or index is damaged.
+    case corruptRun(path: String, run: UInt64, reason: String)
+    /// The run was already finished; nothing more may be appended.
+    case runAlreadyFinished(run: UInt64)
+    /// zstd refused to compress a chunk.
+    case compression(path: String, reason: String)
+    /// Any other LMDB failure.
+    case storage(path: String, error: LMDBError)
+
+    public var exitCode: Int32 {
+        switch self {
+        case .storeMissing, .runNotFound: 64
+        case .notAStore, .unsupportedFormat, .corruptChunk, .corruptRun: 65
+        case .storage(_, let error): error.meansBadFile ? 65 : 70
+        case .runAlreadyFinished, .compression: 70
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .storeMissing(let path):
+            "no trace store at \(path): record a run first (chaostrace run --store \(path)) or pass --store PATH"
+        case .notAStore(let path, let reason):
+            "\(path) is not a readable ChaosTrace store (\(reason)); check the path, or restore the file from a copy"
+        case .unsupportedFormat(let path, let found):
+            "\(path) has trace format version \(found), but this build reads version \(EventCodec.formatVersion); use a matching chaostrace"
+        case .runNotFound(let path, let run):
+            "no run '\(run)' in \(path); list the runs with: chaostrace ls --store \(path)"
+        case .corruptChunk(let path, let run, let chunk, let reason):
+            "\(path): run \(run), chunk \(chunk) is damaged (\(reason)); events before this chunk are still readable. Run: chaostrace verify --store \(path)"
+        case .corruptRun(let path, let run, let reason):
+            "\(path): run \(run) is damaged (\(reason)). Run: chaostrace verify --store \(path)"
+        case .runAlreadyFinished(let run):
+            "run \(run) is already finished"
+        case .compression(let path, let reason):
+            "\(path): cannot compress a chunk (\(reason))"
+        case .storage(let path, let error):
+            "\(path): \(error.description)"
+        }
+    }
+}
