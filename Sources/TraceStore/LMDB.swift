@@ -85,10 +85,8 @@ public final class LMDBEnvironment {
             var info = MDB_envinfo()
             try lmdbCheck(mdb_env_info(env, &info))
             mapSize = info.me_mapsize
-        } catch {
-            mdb_env_close(env)
-            throw error
         }
+        // On a throw above, every stored property is set, so deinit runs and closes the environment.
     }
 
     deinit { mdb_env_close(env) }

@@ -5,6 +5,7 @@ public final class RunReader {
     public let info: RunInfo
     private let decompressor = ZstdDecompressor()
     private var raw: [UInt8] = []
+    private let scratch = EventDecoder.Scratch()
 
     init(store: TraceStore, info: RunInfo) {
         self.store = store
@@ -52,7 +53,10 @@ public final class RunReader {
         let store = store
         let run = info.id
         return try raw.withUnsafeBytes { bytes -> Bool in
-            var decoder = EventDecoder(bytes: bytes, baseTime: header.baseTime)
+            var decoder: EventDecoder
+            do { decoder = try EventDecoder(bytes: bytes, baseTime: header.baseTime, scratch: scratch) } catch {
+                throw TraceStoreError.corruptChunk(path: store.path, run: run, chunk: chunk, reason: "\(error)")
+            }
             var index = 0
             while true {
                 let decoded: RawEvent?
@@ -68,7 +72,7 @@ public final class RunReader {
                 }
                 index += 1
             }
-            if index != header.eventCount {
+            if index != header.eventCount || !decoder.consumedEverything {
                 throw TraceStoreError.corruptChunk(path: store.path, run: run, chunk: chunk, reason: "\(index) events decoded, header says \(header.eventCount)")
             }
             return true

@@ -19,7 +19,7 @@ public final class RunRecorder {
         self.store = store
         self.info = info
         self.chunkSize = max(store.options.chunkSize, 64)
-        self.encoder = EventEncoder(capacity: chunkSize + 4096)
+        self.encoder = EventEncoder(capacity: chunkSize)
         self.compressor = ZstdCompressor(level: store.options.compressionLevel)
     }
 
@@ -57,11 +57,12 @@ public final class RunRecorder {
     /// Compresses and commits the buffered events as one chunk.
     public func flush() throws {
         guard encoder.eventCount > 0 else { return }
-        let header = ChunkHeader(eventCount: encoder.eventCount, rawSize: encoder.count,
+        let raw = encoder.finish()
+        let header = ChunkHeader(eventCount: encoder.eventCount, rawSize: raw.count,
                                  firstEventNumber: info.eventCount, baseTime: encoder.baseTime, lastTime: encoder.lastTime)
         chunkBytes.removeAll(keepingCapacity: true)
         chunkBytes.append(contentsOf: header.encoded())
-        do { try compressor.compress(encoder.bytes, appendingTo: &chunkBytes) } catch {
+        do { try compressor.compress(raw, appendingTo: &chunkBytes) } catch {
             throw TraceStoreError.compression(path: store.path, reason: "\(error)")
         }
         let chunk = info.chunkCount

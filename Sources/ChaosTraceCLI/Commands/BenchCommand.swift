@@ -14,6 +14,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Events in the synthetic run.") var events: Int = 2_000_000
     @Option(help: "Random seeks to time.") var seeks: Int = 2_000
     @Option(help: "Raw chunk size in bytes.") var chunkSize: Int = 64 << 10
+    @Option(help: "zstd level of the trace chunks.") var level: Int32 = 3
     @Flag(help: "Print the figures as one JSON object.") var json = false
 
     func validate() throws {
@@ -24,7 +25,7 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try reportingErrors {
             var figures = BenchFigures()
-            try StoreBench(events: events, seeks: seeks, chunkSize: chunkSize).measure(into: &figures)
+            try StoreBench(events: events, seeks: seeks, chunkSize: chunkSize, level: level).measure(into: &figures)
             if json {
                 print(figures.json())
             } else {
@@ -75,6 +76,7 @@ struct StoreBench {
     var events: Int
     var seeks: Int
     var chunkSize: Int
+    var level: Int32
 
     func measure(into figures: inout BenchFigures) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chaostrace-bench-\(getpid())")
@@ -89,6 +91,7 @@ struct StoreBench {
 
         var options = TraceStore.Options()
         options.chunkSize = chunkSize
+        options.compressionLevel = level
         let store = try TraceStore(path: path, options: options)
         let clock = ContinuousClock()
         let recorder = try store.beginRun(seed: 42, configuration: "{\"bench\":true}", toolVersion: ChaosTrace.version)
