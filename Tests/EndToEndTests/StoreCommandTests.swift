@@ -1,0 +1,147 @@
+import Foundation
+import TraceStore
+import XCTest
+
+final class StoreCommandTests: XCTestCase {
+    func testLsShowAndVerifyOnARecordedStore() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = directory.appendingPathComponent("runs.trace").path
+        XCTAssertEqual(try CLI.run(["record-synthetic", "--store", store, "--events", "5000", "--seed", "3"]).status, 0)
+
+        let ls = try CLI.run(["ls", "--store", store, "--json"])
+        XCTAssertEqual(ls.status, 0, ls.stderr)
+        let listing = try jsonObject(ls.stdout)
+        let runs = try XCTUnwrap(listing["runs"] as? [[String: Any]])
+        XCTAssertEqual(runs.count, 1)
+        XCTAssertEqual(runs.first?["eventCount"] as? Int, 5000)
+        XCTAssertEqual(runs.first?["status"] as? String, "complete")
+
+        let show = try CLI.run(["show", "latest", "--store", store, "--from", "10", "--to", "19"])
+        XCTAssertEqual(show.status, 0, show.stderr)
+        XCTAssertEqual(show.stdout.split(separator: "\n").count, 10)
+        XCTAssertTrue(show.stdout.hasPrefix("#10"))
+
+        let sends = try CLI.run(["show", "1", "--store", store, "--kind", "send", "--to", "999", "--format", "json"])
+        XCTAssertEqual(sends.status, 0, sends.stderr)
+        let lines = sends.stdout.split(separator: "\n")
+        XCTAssertFalse(lines.isEmpty)
+        for line in lines { XCTAssertEqual(try jsonObject(String(line))["kind"] as? String, "send") }
+
+        let mermaid = try CLI.run(["show", "1", "--store", store, "--to", "200", "--format", "mermaid"])
+        XCTAssertTrue(mermaid.stdout.hasPrefix("sequenceDiagram"))
+        XCTAssertTrue(mermaid.stdout.contains("->>"))
+
+        let verify = try CLI.run(["verify", "--store", store])
+        XCTAssertEqual(verify.status, 0, verify.stdout + verify.stderr)
+    }
+
+    func testVerifyExits65OnADamagedStoreNamingRunAndChunk() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("runs.trace").path
+        XCTAssertEqual(try CLI.run(["record-synthetic", "--store", path, "--events", "20000", "--chunk-size", "4096"]).status, 0)
+        let chunk: [UInt8]
+        do {
+            let store = try TraceStore(path: path)
+            chunk = try XCTUnwrap(store.rawChunk(run: 1, chunk: 3))
+        }
+        var file = try Data(contentsOf: URL(fileURLWithPath: path))
+        let range = try XCTUnwrap(file.range(of: Data(chunk)))
+        file[range.lowerBound + chunk.count / 2] ^= 0xFF
+        try file.write(to: URL(fileURLWithPath: path))
+
+        let verify = try CLI.run(["verify", "--store", path])
+        XCTAssertEqual(verify.status, 65)
+        XCTAssertTrue(verify.stdout.contains("run 1, chunk 3"), verify.stdout)
+        let json = try CLI.run(["verify", "--store", path, "--json"])
+        XCTAssertEqual(json.status, 65)
+        XCTAssertEqual(try jsonObject(json.stdout)["ok"] as? Bool, false)
+        let show = try CLI.run(["show", "1", "--store", path])
+        XCTAssertEqual(show.status, 65)
+        XCTAssertTrue(show.stderr.contains("chunk 3"), show.stderr)
+        XCTAssertTrue(show.stdout.contains("#0 "), "events before the damage are still shown")
+    }
+
+    func testBadInputGetsDocumentedExitCodes() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let missing = try CLI.run(["ls", "--store", directory.appendingPathComponent("none.trace").path])
+        XCTAssertEqual(missing.status, 64)
+        XCTAssertTrue(missing.stderr.contains("none.trace"), missing.stderr)
+
+        let garbage = directory.appendingPathComponent("garbage.trace")
+        try Data(repeating: 0x7A, count: 50_000).write(to: garbage)
+        let notAStore = try CLI.run(["verify", "--store", garbage.path])
+        XCTAssertEqual(notAStore.status, 65)
+        XCTAssertTrue(notAStore.stderr.contains("garbage.trace"), notAStore.stderr)
+
+        XCTAssertEqual(try CLI.run(["show"]).status, 64)
+        XCTAssertEqual(try CLI.run(["ls", "--no-such-flag"]).status, 64)
+        XCTAssertEqual(try CLI.run(["show", "1", "--store", garbage.path, "--kind", "nonsense"]).status, 64)
+
+        let store = directory.appendingPathComponent("runs.trace").path
+        XCTAssertEqual(try CLI.run(["record-synthetic", "--store", store, "--events", "100"]).status, 0)
+        let unknownRun = try CLI.run(["show", "42", "--store", store])
+        XCTAssertEqual(unknownRun.status, 64)
+        XCTAssertTrue(unknownRun.stderr.contains("chaostrace ls"), unknownRun.stderr)
+    }
+
+    func testBenchJSONHasTheStoreFigures() throws {
+        let bench = try CLI.run(["bench", "--json", "--events", "20000", "--seeks", "50"])
+        XCTAssertEqual(bench.status, 0, bench.stderr)
+        let figures = try jsonObject(bench.stdout)
+        for key in ["store_write_events_per_s", "trace_bytes_per_event", "jsonl_zstd_bytes_per_event", "decode_events_per_s", "seek_ms_p99"] {
+            let value = try XCTUnwrap(figures[key] as? Double, "missing \(key)")
+            XCTAssertGreaterThan(value, 0, key)
+        }
+        XCTAssertLessThan(figures["trace_bytes_per_event"] as! Double, figures["jsonl_zstd_bytes_per_event"] as! Double)
+    }
+
+    func testAKilledRecorderLeavesAnIncompleteRunReadableToItsLastChunk() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = directory.appendingPathComponent("runs.trace").path
+        // An earlier run that finished.
+        XCTAssertEqual(try CLI.run(["record-synthetic", "--store", store, "--events", "3000", "--seed", "1"]).status, 0)
+
+        let process = Process()
+        process.executableURL = CLI.binary
+        process.arguments = ["record-synthetic", "--store", store, "--events", "100000000", "--seed", "2",
+                             "--chunk-size", "2048", "--pause-microseconds", "20000"]
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait until a few chunks are committed, then kill it without warning.
+        var seen = ""
+        while seen.components(separatedBy: "committed chunk").count <= 4 {
+            let data = out.fileHandleForReading.availableData
+            XCTAssertFalse(data.isEmpty, "recorder exited early")
+            if data.isEmpty { break }
+            seen += String(decoding: data, as: UTF8.self)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationReason, .uncaughtSignal)
+
+        let reopened = try TraceStore(path: store)
+        let runs = try reopened.runs()
+        XCTAssertEqual(runs.count, 2)
+        XCTAssertEqual(runs[0].status, .complete)
+        XCTAssertEqual(runs[1].status, .incomplete)
+        XCTAssertGreaterThanOrEqual(runs[1].chunkCount, 4)
+        let events = try reopened.reader(run: runs[1].id).allEvents()
+        XCTAssertEqual(UInt64(events.count), runs[1].eventCount)
+        // The same stream, regenerated, matches what was committed.
+        var stream = SyntheticTrace(seed: 2)
+        XCTAssertEqual(events, (0..<events.count).map { _ in stream.next()! })
+        let report = try reopened.verify()
+        XCTAssertTrue(report.ok, "\(report.problems)")
+        XCTAssertEqual(report.incompleteRuns, [runs[1].id])
+
+        let ls = try CLI.run(["ls", "--store", store])
+        XCTAssertTrue(ls.stdout.contains("incomplete"), ls.stdout)
+        XCTAssertEqual(try CLI.run(["verify", "--store", store]).status, 0)
+    }
+}
