@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "chaostrace", targets: ["ChaosTraceCLI"]),
         .library(name: "TraceStore", targets: ["TraceStore"]),
+        .library(name: "Simulation", targets: ["Simulation"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -26,14 +27,19 @@ let package = Package(
             name: "TraceStore",
             dependencies: ["CZstd", "CLMDB"]
         ),
+        .target(name: "Simulation", dependencies: ["TraceStore"]),
+        .target(name: "Systems", dependencies: ["Simulation"]),
         .executableTarget(
             name: "ChaosTraceCLI",
             dependencies: [
                 "TraceStore",
+                "Simulation",
+                "Systems",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Systems", "TraceStore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["ChaosTraceCLI", "TraceStore"]),
     ],
     swiftLanguageModes: [.v5]

@@ -13,6 +13,7 @@ struct ChaosTrace: ParsableCommand {
         """,
         version: version,
         subcommands: [
+            RunCommand.self,
             LsCommand.self,
             ShowCommand.self,
             VerifyCommand.self,

@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import Simulation
+import Systems
+import TraceStore
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run chaos simulations: a system under a fault suite, one run per seed, each recorded.",
+        discussion: """
+        Exits 0 when every seed passed, 1 when any violated an invariant (or, with
+        --check-determinism, ran differently in a second process), 64 on bad usage,
+        70 on an internal error. A failing seed prints the commands that reproduce it.
+        """)
+
+    enum SuiteChoice: String, ExpressibleByArgument, CaseIterable {
+        case none, nodes, network, resources, distributed, byzantine, all
+    }
+
+    @Option(help: "The system under test (\(SystemRegistry.all.map { $0.name }.joined(separator: ", "))). Default: every system the suite applies to, or the one owning --bug.")
+    var system: String?
+    @Option(help: "Switch on a planted bug (implies its system).") var bug: String?
+    @Option(help: "The fault suite: none, nodes, network, resources, distributed, byzantine or all.") var suite: SuiteChoice = .distributed
+    @Option(help: "Nodes in the cluster.") var nodes: Int = 5
+    @Option(help: "Run this one seed.") var seed: UInt64?
+    @Option(help: "Run this many seeds.") var seeds: Int?
+    @Option(help: "The first of --seeds.") var firstSeed: UInt64 = 1
+    @Option(help: "Chance of a fault at each nemesis tick (0…1).") var failureRate: Double = 0.2
+    @Option(help: "Virtual seconds of the safety phase (faults on).") var duration: Double = 10
+    @Option(help: "Virtual seconds the system has to recover once every fault heals.") var liveness: Double = 5
+    @Option(help: "Concurrent clients.") var clients: Int = 3
+    @Flag(help: "Swarm mode: draw the fault mix and rates from each seed.") var swarm = false
+    @Option(help: "Most nodes one fault may touch (default: a minority).") var blastRadius: Int?
+    @Option(help: "Byzantine nodes in the byzantine suite (default: the most the system tolerates, f).") var byzantine: Int?
+    @Option(help: "Stop a run after this many events (circuit breaker).") var maxEvents: UInt64 = 50_000_000
+    @Option(help: ArgumentHelp("A system option, e.g. fanout=4 (repeatable).", valueName: "KEY=VALUE")) var option: [String] = []
+    @OptionGroup var storeOptions: StoreOptions
+    @Flag(help: "Run without recording a trace.") var noRecord = false
+    @Option(help: "Run seeds in this many processes at once.") var jobs: Int = 1
+    @Option(help: ArgumentHelp("Run only shard I of N of the seeds (1-based), for CI fan-out.", valueName: "I/N")) var shard: String?
+    @Flag(help: "Run each seed again in a separate process and compare every event.") var checkDeterminism = false
+    @Option(help: ArgumentHelp("Write a JUnit XML report here.", valueName: "PATH")) var junit: String?
+    @Flag(help: "Print {\"seeds\",\"passed\",\"failed\",\"runs\":[…]} as JSON.") var json = false
+
+    func validate() throws {
+        if seed != nil && seeds != nil { throw ValidationError("use --seed S or --seeds N, not both") }
+        if let seeds, seeds < 1 { throw ValidationError("--seeds must be at least 1") }
+        if nodes < 1 || nodes > 256 { throw ValidationError("--nodes must be between 1 and 256") }
+        if !(0...1).contains(failureRate) { throw ValidationError("--failure-rate must be between 0 and 1") }
+        if !(duration > 0 && duration <= 86_400) { throw ValidationError("--duration must be between 0 and 86400 virtual seconds") }
+        if !(liveness >= 0 && liveness <= 86_400) { throw ValidationError("--liveness must be between 0 and 86400 virtual seconds") }
+        if clients < 0 || clients > 1_000 { throw ValidationError("--clients must be between 0 and 1000") }
+        if jobs < 1 || jobs > 64 { throw ValidationError("--jobs must be between 1 and 64") }
+        if let system, SystemRegistry.named(system) == nil {
+            throw ValidationError("unknown system '\(system)'; systems are: \(SystemRegistry.all.map { $0.name }.joined(separator: ", "))")
+        }
+        if let bug {
+            guard let owner = SystemRegistry.owning(bug: bug) else {
+                let all = SystemRegistry.all.flatMap { $0.bugs }
+                throw ValidationError("unknown bug '\(bug)'; planted bugs are: \(all.joined(separator: ", "))")
+            }
+            if let system, system != owner.name { throw ValidationError("bug '\(bug)' belongs to system '\(owner.name)', not '\(system)'") }
+        }
+        _ = try parsedShard()
+        _ = try parsedOptions()
+    }
+
+    func parsedShard() throws -> (index: Int, count: Int)? {
+        guard let shard else { return nil }
+        let parts = shard.split(separator: "/")
+        guard parts.count == 2, let index = Int(parts[0]), let count = Int(parts[1]), count >= 1, (1...count).contains(index) else {
+            throw ValidationError("--shard must look like I/N with 1 ≤ I ≤ N, e.g. 2/4")
+        }
+        return (index, count)
+    }
+
+    func parsedOptions() throws -> [String: Int] {
+        var options: [String: Int] = [:]
+        for item in option {
+            let parts = item.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let value = Int(parts[1]) else { throw ValidationError("--option must look like KEY=INTEGER, got '\(item)'") }
+            options[String(parts[0])] = value
+        }
+        return options
+    }
+
+    /// The seeds this process runs, after sharding.
+    func seedList() throws -> [UInt64] {
+        let all: [UInt64] = if let seed { [seed] } else { (0..<UInt64(seeds ?? 1)).map { firstSeed &+ $0 } }
+        guard let (index, count) = try parsedShard() else { return all }
+        return all.enumerated().filter { $0.offset % count == index - 1 }.map(\.element)
+    }
+
+    /// (system, suite) pairs to run for each seed.
+    func matrix() -> [(SystemDefinition.Type, Suite)] {
+        let systems: [SystemDefinition.Type]
+        if let bug, let owner = SystemRegistry.owning(bug: bug) {
+            systems = [owner]
+        } else if let system, let named = SystemRegistry.named(system) {
+            systems = [named]
+        } else {
+            systems = SystemRegistry.all
+        }
+        let suites: [Suite] = suite == .all ? [.nodes, .network, .resources, .distributed, .byzantine] : [Suite(rawValue: suite.rawValue)!]
+        var pairs: [(SystemDefinition.Type, Suite)] = []
+        for suite in suites {
+            for system in systems where system.suites.contains(suite) { pairs.append((system, suite)) }
+        }
+        return pairs
+    }
+
+    func makeConfiguration(system: SystemDefinition.Type, suite: Suite, seed: UInt64) throws -> SimulationConfiguration {
+        var configuration = SimulationConfiguration()
+        configuration.system = system.name
+        configuration.bug = bug
+        configuration.nodes = nodes
+        configuration.seed = seed
+        configuration.durationNanoseconds = UInt64(duration * 1e9)
+        configuration.livenessNanoseconds = UInt64(liveness * 1e9)
+        configuration.clients = clients
+        configuration.maxEvents = maxEvents
+        configuration.options = try parsedOptions()
+        configuration.nemesis.suite = suite
+        configuration.nemesis.failureRate = Ratio(probability: failureRate)
+        configuration.nemesis.swarm = swarm
+        configuration.nemesis.blastRadius = blastRadius ?? 0
+        if suite == .byzantine {
+            configuration.nemesis.byzantineNodes = byzantine ?? system.byzantineTolerance(nodes: nodes)
+        }
+        return configuration
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let pairs = matrix()
+            if pairs.isEmpty {
+                let names = pairs.isEmpty ? (system ?? bug ?? "any system") : ""
+                throw CommandFailure(message: "no system runs the '\(suite.rawValue)' suite (\(names)); pick another --suite", exitCode: Exit.usage)
+            }
+            let runner = SeedRunner(command: self, pairs: pairs)
+            let outcomes = jobs > 1 && seed == nil ? try runner.runInProcesses() : try runner.runHere(seeds: seedList())
+            try runner.report(outcomes)
+            if outcomes.contains(where: { $0.verdict != "pass" }) { throw ExitCode(Exit.violation) }
+        }
+    }
+}

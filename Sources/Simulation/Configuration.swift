@@ -1,0 +1,149 @@
+/// A latency distribution, in virtual nanoseconds.
+public enum LatencyModel: Codable, Equatable, Sendable {
+    case constant(UInt64)
+    case uniform(min: UInt64, max: UInt64)
+    /// Exponential with the given mean above a floor (most messages fast, a long tail).
+    case exponential(mean: UInt64, min: UInt64)
+
+    /// The largest latency this model draws in practice (the exponential is cut at 20 means).
+    public var ceiling: UInt64 {
+        switch self {
+        case .constant(let value): value
+        case .uniform(_, let max): max
+        case .exponential(let mean, let min): min + 20 * mean
+        }
+    }
+}
+
+/// The network's standing behaviour (faults change it for a while; the liveness phase restores it).
+public struct NetworkConfiguration: Codable, Equatable, Sendable {
+    public var latency: LatencyModel = .uniform(min: 1_000_000, max: 5_000_000)
+    public var loss: Ratio = .never
+    public var duplication: Ratio = .never
+    /// The chance that a message is held back by an extra delay, so later messages overtake it.
+    public var reordering: Ratio = .never
+    public var reorderDelayMaxNanoseconds: UInt64 = 20_000_000
+    /// Messages in flight on one directed link before further ones are dropped (0: no limit).
+    public var linkCapacity: Int = 0
+    public init() {}
+}
+
+/// The disk's standing behaviour.
+public struct DiskConfiguration: Codable, Equatable, Sendable {
+    public var capacityBytes: Int = 64 << 20
+    /// Processing time a read, write or fsync adds to the node's work.
+    public var readLatencyNanoseconds: UInt64 = 20_000
+    public var writeLatencyNanoseconds: UInt64 = 20_000
+    public var fsyncLatencyNanoseconds: UInt64 = 500_000
+    public var readErrors: Ratio = .never
+    public var writeErrors: Ratio = .never
+    public var misdirectedWrites: Ratio = .never
+    /// Silent corruption of what a read returns.
+    public var readCorruption: Ratio = .never
+    /// At a crash, each un-synced write is torn (applied with damage) with this chance, else lost.
+    public var tornWritesAtCrash: Ratio = .never
+    public init() {}
+}
+
+/// The fault suites of the command line.
+public enum Suite: String, Codable, CaseIterable, Sendable {
+    case none
+    case nodes
+    case network
+    case resources
+    case distributed
+    case byzantine
+}
+
+/// Every fault the nemesis can inject.
+public enum FaultKind: String, Codable, CaseIterable, Sendable {
+    case crash
+    case crashTorn = "crash-torn"
+    case pause
+    case partitionHalves = "partition-halves"
+    case partitionMajority = "partition-majority"
+    case partitionIsolate = "partition-isolate"
+    case partitionRing = "partition-ring"
+    case partitionBridge = "partition-bridge"
+    case partitionOneWay = "partition-one-way"
+    case loss
+    case duplication
+    case reordering
+    case delay
+    case clog
+    case memoryPressure = "memory-pressure"
+    case cpuStarvation = "cpu-starvation"
+    case storageFull = "storage-full"
+    case diskReadErrors = "disk-read-errors"
+    case diskWriteErrors = "disk-write-errors"
+    case diskCorruption = "disk-corruption"
+    case misdirectedWrites = "misdirected-writes"
+    case clockSkew = "clock-skew"
+    case clockJump = "clock-jump"
+    case clockDrift = "clock-drift"
+    case byzantine
+
+    /// The faults each suite injects.
+    public static func faults(of suite: Suite) -> [FaultKind] {
+        switch suite {
+        case .none: []
+        case .nodes: [.crash, .crashTorn, .pause]
+        case .network: [.partitionHalves, .partitionMajority, .partitionIsolate, .partitionRing, .partitionBridge,
+                         .partitionOneWay, .loss, .duplication, .reordering, .delay, .clog]
+        case .resources: [.memoryPressure, .cpuStarvation, .storageFull, .diskReadErrors, .diskWriteErrors,
+                          .diskCorruption, .misdirectedWrites]
+        case .distributed: faults(of: .nodes) + faults(of: .network) + faults(of: .resources) + [.clockSkew, .clockJump, .clockDrift]
+        case .byzantine: [.byzantine]
+        }
+    }
+}
+
+/// The nemesis's plan: how often it may strike, with what, and how far.
+public struct NemesisConfiguration: Codable, Equatable, Sendable {
+    public var suite: Suite = .none
+    /// The chance of a fault at each tick.
+    public var failureRate: Ratio = Ratio(1, 5)
+    public var tickNanoseconds: UInt64 = 200_000_000
+    /// How long a fault lasts before it heals (drawn uniformly between the two).
+    public var faultMinNanoseconds: UInt64 = 100_000_000
+    public var faultMaxNanoseconds: UInt64 = 2_000_000_000
+    /// Most nodes one fault may touch (blast radius); 0 means a minority of the cluster.
+    public var blastRadius: Int = 0
+    /// Draw the whole fault mix (which faults, their weights, base network rates) from the seed.
+    public var swarm = false
+    /// Faults to use instead of the suite's (after swarm selection, if any).
+    public var only: [FaultKind]? = nil
+    /// Designated Byzantine nodes (at most f; the last ones of the cluster).
+    public var byzantineNodes: Int = 0
+    public init() {}
+}
+
+/// Everything that defines a run besides the code under test.
+public struct SimulationConfiguration: Codable, Equatable, Sendable {
+    public var system: String = "echo"
+    public var bug: String? = nil
+    public var nodes: Int = 5
+    public var seed: UInt64 = 1
+    /// Virtual length of the safety phase (with faults).
+    public var durationNanoseconds: UInt64 = 10_000_000_000
+    /// Bound within which the system must recover once every fault is healed.
+    public var livenessNanoseconds: UInt64 = 5_000_000_000
+    public var clients: Int = 3
+    /// Think time between a client's operations.
+    public var clientIntervalNanoseconds: UInt64 = 10_000_000
+    /// A client gives up on an operation after this long (outcome: info).
+    public var clientTimeoutNanoseconds: UInt64 = 1_000_000_000
+    public var network = NetworkConfiguration()
+    public var disk = DiskConfiguration()
+    public var nemesis = NemesisConfiguration()
+    /// Circuit breaker: stop after this many recorded events.
+    public var maxEvents: UInt64 = 50_000_000
+    /// Record a state digest of every node every this many nanoseconds (0: only at the end).
+    public var digestIntervalNanoseconds: UInt64 = 1_000_000_000
+    /// Free-form options for the system (e.g. `gossip`).
+    public var options: [String: Int] = [:]
+
+    public init() {}
+
+    public var endNanoseconds: UInt64 { durationNanoseconds + livenessNanoseconds }
+}

@@ -1,0 +1,453 @@
+import TraceStore
+
+/// The nemesis's state: which faults it may use, how often, and what it has injected.
+struct NemesisState {
+    var configuration: NemesisConfiguration
+    /// Faults in use with their weights (after swarm selection).
+    var faults: [(kind: FaultKind, weight: UInt64)] = []
+    var failureRate: Ratio
+    var active: [ActiveFault] = []
+    var nextFaultID: UInt64 = 1
+    var injecting = true
+
+    init(configuration: NemesisConfiguration) {
+        self.configuration = configuration
+        self.failureRate = configuration.failureRate
+    }
+}
+
+/// A fault in force, with what its heal must undo.
+struct ActiveFault {
+    var id: UInt64
+    var kind: FaultKind
+    var nodes: [NodeID]
+    /// Directed links it blocks (partitions) or clogs.
+    var links: [Int] = []
+}
+
+extension Simulator {
+    /// Nodes that may be touched at once by one fault (and by all node faults together).
+    var blastRadius: Int {
+        let configured = nemesis.configuration.blastRadius
+        let minority = Swift.max(1, (configuration.nodes - 1) / 2)
+        return configured > 0 ? Swift.min(configured, configuration.nodes) : minority
+    }
+
+    func startNemesis() {
+        let suiteFaults = nemesis.configuration.only ?? FaultKind.faults(of: nemesis.configuration.suite)
+        var faults = suiteFaults.map { (kind: $0, weight: UInt64(1)) }
+        let byzantine = Swift.min(nemesis.configuration.byzantineNodes, Swift.max(0, (configuration.nodes - 1) / 3))
+        for index in 0..<byzantine {
+            slots[configuration.nodes - 1 - index].byzantine = true
+        }
+        if nemesis.configuration.swarm && !faults.isEmpty {
+            // Swarm testing: the seed picks a subset of the faults, their weights and the rate.
+            let stream = DecisionStream.swarm
+            var chosen: [(kind: FaultKind, weight: UInt64)] = []
+            for fault in faults where decide(stream: stream, tag: DecisionTag.swarm, below: 2) == 1 {
+                chosen.append((fault.kind, 1 + decide(stream: stream, tag: DecisionTag.swarm, below: 10)))
+            }
+            if chosen.isEmpty {
+                let pick = Int(decide(stream: stream, tag: DecisionTag.swarm, below: UInt64(faults.count)))
+                chosen = [(faults[pick].kind, 1)]
+            }
+            faults = chosen
+            let base = nemesis.failureRate
+            // Between a quarter and twice the configured rate, capped at 1.
+            let scale = 1 + decide(stream: stream, tag: DecisionTag.swarm, below: 8)
+            nemesis.failureRate = Ratio(Swift.min(base.numerator * scale, base.denominator * 4), base.denominator * 4)
+            if suiteFaults.contains(.loss) {
+                network.loss = Ratio(decide(stream: stream, tag: DecisionTag.swarm, below: 3), 100)
+            }
+        }
+        nemesis.faults = faults
+        emit(.log, node: 0, payload: Array("nemesis: \(faults.map { "\($0.kind.rawValue)×\($0.weight)" }.joined(separator: " ")) rate \(nemesis.failureRate)".utf8))
+        if !faults.isEmpty && !nemesis.failureRate.isNever {
+            queue.push(time: nemesis.configuration.tickNanoseconds, kind: .nemesisTick)
+        }
+    }
+
+    func nemesisTick() {
+        guard nemesis.injecting else { return }
+        if time + nemesis.configuration.tickNanoseconds < configuration.durationNanoseconds {
+            queue.push(time: time + nemesis.configuration.tickNanoseconds, kind: .nemesisTick)
+        }
+        let stream = DecisionStream.nemesis
+        guard chance(stream: stream, tag: DecisionTag.nemesisInject, nemesis.failureRate) else { return }
+        // Faults of a kind already in force are not stacked.
+        let available = nemesis.faults.filter { fault in !nemesis.active.contains { $0.kind == fault.kind } }
+        guard !available.isEmpty else { return }
+        let total = available.reduce(0) { $0 + $1.weight }
+        var pick = decide(stream: stream, tag: DecisionTag.nemesisFault, below: total)
+        var kind = available[0].kind
+        for fault in available {
+            if pick < fault.weight { kind = fault.kind; break }
+            pick -= fault.weight
+        }
+        let span = nemesis.configuration.faultMaxNanoseconds - nemesis.configuration.faultMinNanoseconds
+        let duration = nemesis.configuration.faultMinNanoseconds
+            + decide(stream: stream, tag: DecisionTag.nemesisDuration, below: span / 1_000_000 + 1) * 1_000_000
+        if let fault = inject(kind) {
+            statistics.faultsInjected += 1
+            nemesis.active.append(fault)
+            let healAt = Swift.min(time + duration, configuration.durationNanoseconds)
+            queue.push(time: healAt, kind: .heal, b: fault.id)
+        }
+    }
+
+    /// Draws `count` distinct nodes (a recorded decision each), in the order drawn.
+    func drawNodes(_ count: Int, from candidates: [NodeID]) -> [NodeID] {
+        var pool = candidates
+        var chosen: [NodeID] = []
+        while chosen.count < count && !pool.isEmpty {
+            let index = Int(decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisTarget, below: UInt64(pool.count)))
+            chosen.append(pool.remove(at: index))
+        }
+        return chosen
+    }
+
+    private var allNodes: [NodeID] { (0..<NodeID(configuration.nodes)).map { $0 } }
+
+    /// Node faults touch at most the blast radius in all, counting nodes already down or paused.
+    private func nodesForNodeFault() -> [NodeID] {
+        let touched = slots.filter { !$0.up || $0.paused }.count
+        let room = blastRadius - touched
+        guard room > 0 else { return [] }
+        let count = 1 + Int(decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: UInt64(room)))
+        let candidates = allNodes.filter { slots[Int($0)].up && !slots[Int($0)].paused }
+        return drawNodes(count, from: candidates)
+    }
+
+    private func faultPayload(_ kind: FaultKind, _ detail: String = "") -> [UInt8] {
+        Array((kind.rawValue + (detail.isEmpty ? "" : " " + detail)).utf8)
+    }
+
+    /// Applies a fault now; nil when it could not apply (nothing to touch).
+    func inject(_ kind: FaultKind) -> ActiveFault? {
+        var fault = ActiveFault(id: nemesis.nextFaultID, kind: kind, nodes: [])
+        nemesis.nextFaultID += 1
+        let n = configuration.nodes
+        switch kind {
+        case .crash, .crashTorn:
+            fault.nodes = nodesForNodeFault()
+            guard !fault.nodes.isEmpty else { return nil }
+            for node in fault.nodes { crash(node, torn: kind == .crashTorn) }
+        case .pause:
+            fault.nodes = nodesForNodeFault()
+            guard !fault.nodes.isEmpty else { return nil }
+            for node in fault.nodes {
+                slots[Int(node)].paused = true
+                emit(.pause, node: node, id: fault.id)
+            }
+        case .partitionHalves, .partitionMajority, .partitionIsolate, .partitionRing, .partitionBridge, .partitionOneWay:
+            guard n >= 2 else { return nil }
+            let order = drawNodes(n, from: allNodes)
+            var links: [Int] = []
+            func cut(_ a: [NodeID], _ b: [NodeID], bothWays: Bool = true) {
+                for x in a { for y in b where x != y {
+                    links.append(Int(x) * n + Int(y))
+                    if bothWays { links.append(Int(y) * n + Int(x)) }
+                } }
+            }
+            let detail: String
+            switch kind {
+            case .partitionHalves:
+                let half = n / 2
+                cut(Array(order[..<half]), Array(order[half...]))
+                detail = "\(order[..<half].map { "n\($0)" }.joined(separator: ",")) | \(order[half...].map { "n\($0)" }.joined(separator: ","))"
+            case .partitionMajority:
+                let minority = Swift.max(1, Swift.min(blastRadius, (n - 1) / 2))
+                cut(Array(order[..<minority]), Array(order[minority...]))
+                detail = "minority \(order[..<minority].map { "n\($0)" }.joined(separator: ","))"
+            case .partitionIsolate:
+                cut([order[0]], Array(order[1...]))
+                detail = "isolate n\(order[0])"
+            case .partitionRing:
+                // Each node sees itself and its ring neighbours within reach: every node has a
+                // majority in view, but no two majorities coincide.
+                let reach = (n / 2 + 1) / 2
+                for (i, x) in order.enumerated() {
+                    for (j, y) in order.enumerated() where i != j {
+                        let distance = Swift.min((i - j + n) % n, (j - i + n) % n)
+                        if distance > reach { links.append(Int(x) * n + Int(y)) }
+                    }
+                }
+                detail = "ring \(order.map { "n\($0)" }.joined(separator: ","))"
+            case .partitionBridge:
+                // Two halves that only the bridge node (order[0]) connects.
+                let rest = Array(order[1...])
+                let half = rest.count / 2
+                cut(Array(rest[..<half]), Array(rest[half...]))
+                detail = "bridge n\(order[0]) between \(rest[..<half].map { "n\($0)" }.joined(separator: ",")) and \(rest[half...].map { "n\($0)" }.joined(separator: ","))"
+            default:
+                // One way: messages from the first group to the second are lost, not back.
+                let half = Swift.max(1, n / 2)
+                cut(Array(order[..<half]), Array(order[half...]), bothWays: false)
+                detail = "one-way \(order[..<half].map { "n\($0)" }.joined(separator: ",")) -/-> \(order[half...].map { "n\($0)" }.joined(separator: ","))"
+            }
+            for link in links { blocked[link] += 1 }
+            fault.links = links
+            emit(.partition, node: 0, peer: UInt32(links.count), id: fault.id, payload: faultPayload(kind, detail))
+        case .loss:
+            network.loss = Ratio(10 + decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: 40), 100)
+            emit(.partition, node: 0, id: fault.id, payload: faultPayload(kind, "\(network.loss)"))
+        case .duplication:
+            network.duplication = Ratio(10 + decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: 40), 100)
+            emit(.partition, node: 0, id: fault.id, payload: faultPayload(kind, "\(network.duplication)"))
+        case .reordering:
+            network.reordering = Ratio(20 + decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: 50), 100)
+            emit(.partition, node: 0, id: fault.id, payload: faultPayload(kind, "\(network.reordering)"))
+        case .delay:
+            extraDelay = (5 + decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: 95)) * 1_000_000
+            emit(.partition, node: 0, id: fault.id, payload: faultPayload(kind, "+\(extraDelay / 1_000_000)ms"))
+        case .clog:
+            let nodes = drawNodes(1, from: allNodes)
+            fault.nodes = nodes
+            for node in nodes {
+                for other in 0..<n where other != Int(node) {
+                    fault.links.append(Int(node) * n + other)
+                    fault.links.append(other * n + Int(node))
+                }
+            }
+            for link in fault.links { cloggedUntil[link] = UInt64.max / 4 }
+            emit(.partition, node: nodes[0], id: fault.id, payload: faultPayload(kind, "links of n\(nodes[0])"))
+        case .memoryPressure, .cpuStarvation, .storageFull, .diskReadErrors, .diskWriteErrors, .diskCorruption, .misdirectedWrites:
+            let count = 1 + Int(decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: UInt64(blastRadius)))
+            fault.nodes = drawNodes(count, from: allNodes)
+            for node in fault.nodes {
+                let slot = slots[Int(node)]
+                var detail = ""
+                switch kind {
+                case .memoryPressure:
+                    slot.memoryBudget = slot.memoryUsed
+                    detail = "budget \(slot.memoryUsed) bytes"
+                case .cpuStarvation:
+                    slot.processingDelay = (1 + decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: 20)) * 1_000_000
+                    detail = "+\(slot.processingDelay / 1_000_000)ms per event"
+                case .storageFull:
+                    slot.disk.capacityBytes = slot.disk.usedBytes
+                    detail = "capacity \(slot.disk.capacityBytes) bytes"
+                case .diskReadErrors: slot.disk.configuration.readErrors = Ratio(1, 4)
+                case .diskWriteErrors: slot.disk.configuration.writeErrors = Ratio(1, 4)
+                case .diskCorruption: slot.disk.configuration.readCorruption = Ratio(1, 10)
+                default: slot.disk.configuration.misdirectedWrites = Ratio(1, 10)
+                }
+                let event: EventKind = (kind == .memoryPressure || kind == .cpuStarvation || kind == .storageFull) ? .resourcePressure : .diskFault
+                emit(event, node: node, peer: 0, id: fault.id, payload: faultPayload(kind, detail))
+            }
+        case .clockSkew, .clockJump, .clockDrift:
+            let count = 1 + Int(decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: UInt64(blastRadius)))
+            fault.nodes = drawNodes(count, from: allNodes)
+            for node in fault.nodes {
+                let slot = slots[Int(node)]
+                let magnitude = decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: 1_000)
+                let sign: Int64 = decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: 2) == 0 ? -1 : 1
+                var detail = ""
+                switch kind {
+                case .clockSkew:
+                    slot.clock.offsetNanoseconds = sign * Int64(magnitude + 1) * 1_000_000  // up to ±1 s
+                    detail = "offset \(slot.clock.offsetNanoseconds / 1_000_000)ms"
+                case .clockJump:
+                    slot.clock.offsetNanoseconds += sign * Int64(magnitude + 1) * 60_000_000  // up to ±60 s
+                    detail = "jump to offset \(slot.clock.offsetNanoseconds / 1_000_000)ms"
+                default:
+                    slot.clock.driftStart = time
+                    slot.clock.driftPartsPerMillion = sign * Int64(magnitude + 1) * 100  // up to ±10 %
+                    detail = "drift \(slot.clock.driftPartsPerMillion) ppm"
+                }
+                emit(.clockFault, node: node, id: fault.id, payload: faultPayload(kind, detail))
+            }
+        case .byzantine:
+            fault.nodes = allNodes.filter { slots[Int($0)].byzantine }
+            guard !fault.nodes.isEmpty else { return nil }
+            for node in fault.nodes {
+                slots[Int(node)].byzantineActive = true
+                emit(.byzantine, node: node, id: fault.id, payload: faultPayload(kind, "active"))
+            }
+        }
+        return fault
+    }
+
+    func healFault(id: UInt64) {
+        guard let index = nemesis.active.firstIndex(where: { $0.id == id }) else { return }
+        let fault = nemesis.active.remove(at: index)
+        heal(fault)
+    }
+
+    func heal(_ fault: ActiveFault) {
+        switch fault.kind {
+        case .crash, .crashTorn:
+            for node in fault.nodes where !slots[Int(node)].up { restart(node) }
+        case .pause:
+            for node in fault.nodes { resume(node) }
+        case .partitionHalves, .partitionMajority, .partitionIsolate, .partitionRing, .partitionBridge, .partitionOneWay:
+            for link in fault.links { blocked[link] -= 1 }
+            emit(.heal, node: 0, peer: UInt32(fault.links.count), id: fault.id, payload: Array(fault.kind.rawValue.utf8))
+        case .loss, .duplication, .reordering, .delay:
+            switch fault.kind {
+            case .loss: network.loss = configuration.network.loss
+            case .duplication: network.duplication = configuration.network.duplication
+            case .reordering: network.reordering = configuration.network.reordering
+            default: extraDelay = 0
+            }
+            emit(.heal, node: 0, id: fault.id, payload: Array(fault.kind.rawValue.utf8))
+        case .clog:
+            for link in fault.links { cloggedUntil[link] = 0 }
+            emit(.heal, node: fault.nodes.first ?? 0, id: fault.id, payload: Array(fault.kind.rawValue.utf8))
+        case .memoryPressure, .cpuStarvation, .storageFull, .diskReadErrors, .diskWriteErrors, .diskCorruption, .misdirectedWrites:
+            for node in fault.nodes {
+                let slot = slots[Int(node)]
+                switch fault.kind {
+                case .memoryPressure: slot.memoryBudget = nil
+                case .cpuStarvation: slot.processingDelay = 0
+                case .storageFull: slot.disk.capacityBytes = configuration.disk.capacityBytes
+                case .diskReadErrors: slot.disk.configuration.readErrors = configuration.disk.readErrors
+                case .diskWriteErrors: slot.disk.configuration.writeErrors = configuration.disk.writeErrors
+                case .diskCorruption: slot.disk.configuration.readCorruption = configuration.disk.readCorruption
+                default: slot.disk.configuration.misdirectedWrites = configuration.disk.misdirectedWrites
+                }
+                let event: EventKind = (fault.kind == .memoryPressure || fault.kind == .cpuStarvation || fault.kind == .storageFull) ? .resourcePressure : .diskFault
+                emit(event, node: node, peer: 0, id: fault.id, payload: Array("\(fault.kind.rawValue) healed".utf8))
+            }
+        case .clockSkew, .clockJump, .clockDrift:
+            for node in fault.nodes {
+                slots[Int(node)].clock = SimulatedClock()
+                emit(.clockFault, node: node, id: fault.id, payload: Array("\(fault.kind.rawValue) healed".utf8))
+            }
+        case .byzantine:
+            for node in fault.nodes {
+                slots[Int(node)].byzantineActive = false
+                emit(.byzantine, node: node, id: fault.id, payload: Array("byzantine healed".utf8))
+            }
+        }
+    }
+
+    /// Every fault heals; the system now has the liveness bound to recover.
+    func beginLivenessPhase() {
+        nemesis.injecting = false
+        livenessStart = time
+        while !nemesis.active.isEmpty {
+            heal(nemesis.active.removeFirst())
+        }
+        network = configuration.network
+        extraDelay = 0
+        emit(.log, node: 0, payload: Array("liveness phase: every fault healed".utf8))
+    }
+
+    // MARK: Node faults
+
+    /// Crashes a node: its volatile state is gone and its un-synced writes are lost (or, with
+    /// `torn`, some are applied damaged).
+    func crash(_ node: NodeID, torn: Bool) {
+        let slot = slots[Int(node)]
+        guard slot.up else { return }
+        slot.up = false
+        slot.paused = false
+        slot.node = nil
+        slot.incarnation &+= 1
+        slot.busyUntil = 0
+        slot.memoryUsed = 0
+        var lost = 0
+        if torn {
+            let tornChance = Ratio(1, 2)
+            for write in slot.disk.pending {
+                if let value = write.value, !value.isEmpty,
+                   chance(stream: DecisionStream.disk, tag: DecisionTag.diskCorruptAtCrash, tornChance) {
+                    var damaged = value
+                    let index = Int(decide(stream: DecisionStream.disk, tag: DecisionTag.diskCorruptAtCrash, below: UInt64(damaged.count)))
+                    damaged[index] ^= 0xFF
+                    slot.disk.durable[write.key] = damaged
+                } else {
+                    lost += 1
+                }
+            }
+        } else {
+            lost = slot.disk.pending.count
+        }
+        slot.disk.pending.removeAll()
+        // Work held for a paused node dies with it.
+        for entry in slot.held where entry.kind == .deliver {
+            if let flight = inFlight[Int(entry.b)] {
+                inFlight[Int(entry.b)] = nil
+                freeInFlight.append(Int(entry.b))
+                linkLoad[Int(flight.source) * configuration.nodes + Int(flight.target)] -= 1
+            }
+        }
+        slot.held.removeAll()
+        emit(.crash, node: node, peer: torn ? 2 : (lost > 0 ? 1 : 0), id: UInt64(lost))
+    }
+
+    /// Restarts a crashed node from its durable disk.
+    func restart(_ node: NodeID) {
+        let slot = slots[Int(node)]
+        guard !slot.up else { return }
+        slot.up = true
+        emit(.restart, node: node, id: UInt64(slot.incarnation))
+        let instance = system.makeNode(id: node)
+        slot.node = instance
+        instance.start(slot.context)
+    }
+
+    func resume(_ node: NodeID) {
+        let slot = slots[Int(node)]
+        guard slot.paused else { return }
+        slot.paused = false
+        emit(.resume, node: node)
+        for entry in slot.held {
+            queue.pushEntry(Scheduled(time: time, sequence: entry.sequence, kind: entry.kind, node: entry.node,
+                                      a: entry.a, incarnation: entry.incarnation, b: entry.b))
+        }
+        slot.held.removeAll()
+    }
+
+    // MARK: Byzantine
+
+    /// What a Byzantine node's outgoing message becomes: nil when withheld.
+    func byzantineTransform(source: NodeID, target: NodeID, _ message: Message) -> (message: Message, from: NodeID, delay: UInt64)? {
+        let stream = DecisionStream.byzantine
+        let mutator: ByzantineMutator = system.byzantineMutator ?? ByteMutator()
+        let random: (UInt64) -> UInt64 = { self.decide(stream: stream, tag: DecisionTag.byzantineParameter, below: $0) }
+        let strategy = decide(stream: stream, tag: DecisionTag.byzantineStrategy, below: 8)
+        func note(_ what: String) {
+            emit(.byzantine, node: source, peer: target, id: nextMessageID, payload: Array(what.utf8))
+        }
+        switch strategy {
+        case 0:
+            // Forge: claim to be another node.
+            var other = NodeID(random(UInt64(configuration.nodes - 1)))
+            if other >= source { other += 1 }
+            note("forge as n\(other)")
+            return (message, other, 0)
+        case 1:
+            note("equivocate")
+            return (mutator.equivocate(message, target: target, random: random), source, 0)
+        case 2:
+            note("corrupt")
+            return (mutator.corrupt(message, random: random), source, 0)
+        case 3:
+            let history = slots[Int(source)].sentHistory
+            guard !history.isEmpty else { return (message, source, 0) }
+            let old = history[Int(random(UInt64(history.count)))]
+            note("replay an old message")
+            return (old.message, source, 0)
+        case 4:
+            note("withhold")
+            return nil
+        case 5:
+            let delay = (100 + random(900)) * 1_000_000
+            note("stall \(delay / 1_000_000)ms")
+            return (message, source, delay)
+        default:
+            // Honest this time.
+            return (message, source, 0)
+        }
+    }
+
+    /// Applies a fault at once (for tests and scripted scenarios).
+    @discardableResult
+    public func injectNow(_ kind: FaultKind) -> Bool {
+        guard let fault = inject(kind) else { return false }
+        nemesis.active.append(fault)
+        return true
+    }
+}
