@@ -1,7 +1,7 @@
 /// Everything node code may do to the world. The simulator implements it; nothing else reaches
 /// the node. Calls are only valid while the simulator is running the node's handler.
 public final class NodeContext {
-    unowned let simulator: Simulator
+    unowned(unsafe) let simulator: Simulator
     public let id: NodeID
 
     init(simulator: Simulator, id: NodeID) {

@@ -72,6 +72,7 @@ final class EchoNode: Node {
         try? context.write("started", [1])
         try? context.fsync()
         context.setTimer(after: heartbeat, tag: 1)
+        for _ in 0..<fanout { gossip(context, counter: 0) }
     }
 
     private func peer(_ context: NodeContext) -> NodeID {

@@ -99,8 +99,9 @@ public final class EventEncoder {
     private var payloads: ByteColumn
     private var times: ByteColumn
     private var assembled: ByteColumn
-    private var deltas: [UInt64] = []
-    private var previousIDs = [UInt64](repeating: 0, count: 256)
+    private var deltas: UnsafeMutablePointer<UInt64>
+    private var deltaCapacity: Int
+    private let previousIDs: UnsafeMutablePointer<UInt64>
     private var deltasDivisibleByMicro = true
     private var deltasDivisibleByMilli = true
     /// Events written since the last reset.
@@ -117,11 +118,16 @@ public final class EventEncoder {
         payloads = ByteColumn(capacity: capacity)
         times = ByteColumn(capacity: capacity / 2)
         assembled = ByteColumn(capacity: capacity * 2)
-        deltas.reserveCapacity(capacity / 4)
+        deltaCapacity = Swift.max(capacity / 4, 64)
+        deltas = .allocate(capacity: deltaCapacity)
+        previousIDs = .allocate(capacity: 256)
+        previousIDs.initialize(repeating: 0, count: 256)
     }
 
     deinit {
         for column in [heads, nodes, peers, ids, payloads, times, assembled] { column.free() }
+        deltas.deallocate()
+        previousIDs.deallocate()
     }
 
     /// Bytes the chunk holds so far, with time deltas counted at one byte each (an estimate until
@@ -137,13 +143,21 @@ public final class EventEncoder {
         payloads.count = 0
         times.count = 0
         assembled.count = 0
-        deltas.removeAll(keepingCapacity: true)
-        for index in previousIDs.indices { previousIDs[index] = 0 }
+        previousIDs.update(repeating: 0, count: 256)
         deltasDivisibleByMicro = true
         deltasDivisibleByMilli = true
         eventCount = 0
         baseTime = 0
         lastTime = 0
+    }
+
+    private func growDeltas() {
+        let newCapacity = deltaCapacity * 2
+        let grown = UnsafeMutablePointer<UInt64>.allocate(capacity: newCapacity)
+        grown.update(from: deltas, count: eventCount)
+        deltas.deallocate()
+        deltas = grown
+        deltaCapacity = newCapacity
     }
 
     /// Encodes one event. `time` must not be earlier than the previous event's.
@@ -156,14 +170,15 @@ public final class EventEncoder {
         }
         precondition(time >= lastTime, "event time went backwards: \(time) after \(lastTime)")
         let delta = time &- lastTime
-        if delta != 0 {
+        if delta != 0 && deltasDivisibleByMicro {
             if delta % 1_000 != 0 { deltasDivisibleByMicro = false; deltasDivisibleByMilli = false }
             else if delta % 1_000_000 != 0 { deltasDivisibleByMilli = false }
         }
-        deltas.append(delta)
+        if eventCount == deltaCapacity { growDeltas() }
+        deltas[eventCount] = delta
         var head = kind.rawValue
-        let kindIndex = EventCodec.context(kind.rawValue, peer)
-        let previousID = previousIDs[kindIndex]
+        let context = EventCodec.context(kind.rawValue, peer)
+        let previousID = previousIDs[context]
         if peer != 0 {
             head |= EventCodec.hasPeer
             peers.reserve(10)
@@ -173,7 +188,7 @@ public final class EventEncoder {
             head |= EventCodec.hasIDDelta
             ids.reserve(10)
             ids.varint(zigzag(Int64(bitPattern: id &- previousID)))
-            previousIDs[kindIndex] = id
+            previousIDs[context] = id
         }
         if !payload.isEmpty {
             head |= EventCodec.hasPayload
@@ -199,13 +214,22 @@ public final class EventEncoder {
     public func finish() -> UnsafeRawBufferPointer {
         let quantum: UInt64 = deltasDivisibleByMilli ? 1_000_000 : deltasDivisibleByMicro ? 1_000 : 1
         times.count = 0
-        times.reserve(deltas.count * 10)
-        for delta in deltas { times.varint(delta / quantum) }
+        times.reserve(eventCount * 10)
+        for index in 0..<eventCount { times.varint(deltas[index] / quantum) }
         assembled.count = 0
         assembled.reserve(6 * 10)
         assembled.varint(quantum)
-        for column in [heads, times, nodes, peers, ids] { assembled.varint(UInt64(column.count)) }
-        for column in [heads, times, nodes, peers, ids, payloads] { assembled.append(column.bytes) }
+        assembled.varint(UInt64(heads.count))
+        assembled.varint(UInt64(times.count))
+        assembled.varint(UInt64(nodes.count))
+        assembled.varint(UInt64(peers.count))
+        assembled.varint(UInt64(ids.count))
+        assembled.append(heads.bytes)
+        assembled.append(times.bytes)
+        assembled.append(nodes.bytes)
+        assembled.append(peers.bytes)
+        assembled.append(ids.bytes)
+        assembled.append(payloads.bytes)
         return assembled.bytes
     }
 }

@@ -1,4 +1,5 @@
 import CLMDB
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -46,8 +47,9 @@ public struct LMDBDatabase: Sendable, Equatable {
 /// A write that fills the map grows the map and runs again: `MDB_MAP_FULL` never reaches callers,
 /// which is why write closures must be safe to run more than once.
 ///
-/// Not thread-safe: use one environment from one thread at a time.
-public final class LMDBEnvironment {
+/// Thread-safe: every operation holds the environment's lock, so a transaction never overlaps a
+/// map resize (LMDB allows a resize only while this process has no transaction open).
+public final class LMDBEnvironment: @unchecked Sendable {
     public struct Options: Sendable {
         /// Open without write access; the file must exist.
         public var readOnly = false
@@ -66,6 +68,7 @@ public final class LMDBEnvironment {
     public private(set) var mapSize: Int
     /// How many times a write found the map full and grew it.
     public private(set) var mapGrowths = 0
+    private let lock = NSRecursiveLock()
 
     public init(path: String, options: Options = Options()) throws(LMDBError) {
         var pointer: OpaquePointer?
@@ -93,6 +96,8 @@ public final class LMDBEnvironment {
 
     /// Opens (or with `create`, creates) a named database.
     public func database(named name: String, create: Bool) throws(LMDBError) -> LMDBDatabase {
+        lock.lock()
+        defer { lock.unlock() }
         if options.readOnly || !create {
             // A handle opened in a transaction that aborts is closed with it: commit even a read.
             let txn = try begin(flags: UInt32(MDB_RDONLY))
@@ -110,6 +115,8 @@ public final class LMDBEnvironment {
 
     /// Runs `body` in a read-only transaction.
     public func read<T>(_ body: (borrowing LMDBTransaction) throws(LMDBError) -> T) throws(LMDBError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
         let txn = try begin(flags: UInt32(MDB_RDONLY))
         defer { mdb_txn_abort(txn) }
         return try body(LMDBTransaction(txn: txn))
@@ -117,6 +124,8 @@ public final class LMDBEnvironment {
 
     /// Variant of `read` whose body may throw any error.
     public func readAny<T>(_ body: (borrowing LMDBTransaction) throws -> T) throws -> T {
+        lock.lock()
+        defer { lock.unlock() }
         let txn = try begin(flags: UInt32(MDB_RDONLY))
         defer { mdb_txn_abort(txn) }
         return try body(LMDBTransaction(txn: txn))
@@ -125,6 +134,8 @@ public final class LMDBEnvironment {
     /// Runs `body` in a write transaction and commits it. If the map fills up, the transaction is
     /// aborted, the map doubled, and `body` runs again from the start.
     public func write<T>(_ body: (borrowing LMDBTransaction) throws(LMDBError) -> T) throws(LMDBError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
         while true {
             let txn = try begin(flags: 0)
             do {
@@ -145,11 +156,15 @@ public final class LMDBEnvironment {
 
     /// Flushes committed data to disk (needed after commits made with `noSync`).
     public func sync() throws(LMDBError) {
+        lock.lock()
+        defer { lock.unlock() }
         try lmdbCheck(mdb_env_sync(env, 1))
     }
 
     /// Bytes of the file in use (last used page + 1, times the page size).
     public func usedBytes() throws(LMDBError) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
         var info = MDB_envinfo()
         try lmdbCheck(mdb_env_info(env, &info))
         var stat = MDB_stat()

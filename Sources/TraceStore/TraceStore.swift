@@ -22,11 +22,12 @@ public final class TraceStore {
         public var readOnly = false
         /// Raw bytes buffered before a chunk is compressed and committed.
         public var chunkSize = 64 << 10
-        public var compressionLevel: Int32 = 3
+        public var compressionLevel: Int32 = 1
         /// Initial LMDB map size; it grows on demand.
         public var initialMapSize = 64 << 20
-        /// Flush to disk every this many chunks (and at every run's end). Commits are atomic either
-        /// way: a crashed process loses at most the chunk in flight.
+        /// Flush to disk every this many chunks and when the store is closed. Commits are atomic
+        /// either way: a crashed process loses at most the chunks in flight; a crashed machine may
+        /// lose what was committed since the last flush.
         public var syncEveryChunks = 256
         public init() {}
     }
@@ -90,6 +91,11 @@ public final class TraceStore {
         checkpointsDB = try open("checkpoints", create: create)
         try checkFormatVersion(isNew: create)
         if !options.readOnly { try markDeadRunsIncomplete() }
+    }
+
+    deinit {
+        // Commits skip fsync; flush them when the store is closed.
+        if !options.readOnly { try? environment.sync() }
     }
 
     static let formatVersionKey = Array("format_version".utf8)

@@ -88,10 +88,11 @@ final class StoreCommandTests: XCTestCase {
     }
 
     func testBenchJSONHasTheStoreFigures() throws {
-        let bench = try CLI.run(["bench", "--json", "--events", "20000", "--seeks", "50"])
+        let bench = try CLI.run(["bench", "--json", "--events", "20000", "--seeks", "50", "--sim-seconds", "0.3", "--sim-pairs", "1"])
         XCTAssertEqual(bench.status, 0, bench.stderr)
         let figures = try jsonObject(bench.stdout)
-        for key in ["store_write_events_per_s", "trace_bytes_per_event", "jsonl_zstd_bytes_per_event", "decode_events_per_s", "seek_ms_p99"] {
+        for key in ["store_write_events_per_s", "trace_bytes_per_event", "jsonl_zstd_bytes_per_event", "decode_events_per_s", "seek_ms_p99",
+                    "sim_events_per_s_recording", "sim_events_per_s_no_recording", "recording_overhead"] {
             let value = try XCTUnwrap(figures[key] as? Double, "missing \(key)")
             XCTAssertGreaterThan(value, 0, key)
         }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Simulation
+import Systems
 import TraceStore
 
 struct BenchCommand: ParsableCommand {
@@ -15,17 +17,22 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Random seeks to time.") var seeks: Int = 2_000
     @Option(help: "Raw chunk size in bytes.") var chunkSize: Int = 64 << 10
     @Option(help: "zstd level of the trace chunks.") var level: Int32 = 3
+    @Option(help: "Virtual seconds of each simulator run.") var simSeconds: Double = 3
+    @Option(help: "Recording-on/off pairs of simulator runs.") var simPairs: Int = 7
     @Flag(help: "Print the figures as one JSON object.") var json = false
 
     func validate() throws {
         if events < 1_000 { throw ValidationError("--events must be at least 1000") }
         if seeks < 1 { throw ValidationError("--seeks must be at least 1") }
+        if !(simSeconds > 0 && simSeconds <= 3_600) { throw ValidationError("--sim-seconds must be between 0 and 3600") }
+        if simPairs < 1 || simPairs > 50 { throw ValidationError("--sim-pairs must be between 1 and 50") }
     }
 
     func run() throws {
         try reportingErrors {
             var figures = BenchFigures()
             try StoreBench(events: events, seeks: seeks, chunkSize: chunkSize, level: level).measure(into: &figures)
+            try SimulatorBench(virtualSeconds: simSeconds, pairs: simPairs).measure(into: &figures)
             if json {
                 print(figures.json())
             } else {
@@ -161,5 +168,81 @@ enum JSONLines {
             bytes.append(hexDigits[Int(byte & 15)])
         }
         put("\"}\n")
+    }
+}
+
+/// Simulator speed with trivial nodes (echo, heavy gossip), recording on and off, same seed and
+/// workload, measured pair by pair in one process.
+struct SimulatorBench {
+    var virtualSeconds: Double
+    var pairs: Int
+
+    func configuration() -> SimulationConfiguration {
+        var configuration = SimulationConfiguration()
+        configuration.system = EchoSystem.name
+        configuration.seed = 7
+        configuration.nodes = 5
+        configuration.durationNanoseconds = UInt64(virtualSeconds * 1e9)
+        configuration.livenessNanoseconds = 100_000_000
+        configuration.clients = 3
+        // 320 gossip chains that never end and no new ones: a steady load.
+        configuration.options = ["fanout": 64, "hops": 0, "heartbeat_ms": 1_000_000]
+        configuration.nemesis.suite = .none
+        return configuration
+    }
+
+    func measure(into figures: inout BenchFigures) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chaostrace-simbench-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try TraceStore(path: directory.appendingPathComponent("sim.trace").path)
+        let configuration = configuration()
+        let clock = ContinuousClock()
+        var recordingRates: [Double] = []
+        var plainRates: [Double] = []
+        var ratios: [Double] = []
+        var events: UInt64 = 0
+        var storedBytes: UInt64 = 0
+        var digests: Set<UInt64> = []
+        for pair in 0..<pairs {
+            let recorder = try store.beginRun(seed: configuration.seed, configuration: "{\"bench\":\"sim\"}", toolVersion: ChaosTrace.version)
+            var recorded: SimulationResult!
+            var plain: SimulationResult!
+            func runRecording() -> Duration {
+                clock.measure {
+                    recorded = Simulator(configuration: configuration, system: EchoSystem(configuration: configuration), recorder: recorder).run()
+                }
+            }
+            func runPlain() -> Duration {
+                clock.measure {
+                    plain = Simulator(configuration: configuration, system: EchoSystem(configuration: configuration), recorder: nil).run()
+                }
+            }
+            // Alternate which goes first, so drift in the machine's speed falls on both sides.
+            let withRecording: Duration
+            let withoutRecording: Duration
+            if pair % 2 == 0 {
+                withRecording = runRecording()
+                withoutRecording = runPlain()
+            } else {
+                withoutRecording = runPlain()
+                withRecording = runRecording()
+            }
+            precondition(recorded.digest == plain.digest, "recording changed the simulation")
+            digests.insert(plain.digest)
+            events = recorded.events
+            storedBytes = try store.run(recorder.runID).storedBytes
+            recordingRates.append(Double(recorded.events) / seconds(withRecording))
+            plainRates.append(Double(plain.events) / seconds(withoutRecording))
+            ratios.append(seconds(withRecording) / seconds(withoutRecording))
+            try store.deleteRun(recorder.runID)
+        }
+        precondition(digests.count == 1, "the same seed gave different runs")
+        func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
+        figures.add("sim_events_per_s_recording", median(recordingRates), unit: "events/s", target: "≥ 5 M")
+        figures.add("sim_events_per_s_no_recording", median(plainRates), unit: "events/s")
+        figures.add("recording_overhead", median(ratios), unit: "×", target: "≤ 1.15")
+        figures.add("sim_trace_bytes_per_event", Double(storedBytes) / Double(events), unit: "bytes", target: "≤ 4")
+        figures.add("sim_events_per_run", Double(events), unit: "events")
     }
 }
