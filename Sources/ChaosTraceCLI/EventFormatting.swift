@@ -10,7 +10,8 @@ enum EventFormatting {
 
     static func textPayload(_ event: Event) -> String? {
         switch event.kind {
-        case .runStart, .runEnd, .drop, .log, .violation, .byzantine, .clockFault, .diskFault, .partition, .heal:
+        case .runStart, .runEnd, .drop, .log, .violation, .byzantine, .clockFault, .diskFault, .partition, .heal,
+             .networkFault, .resourcePressure:
             guard !event.payload.isEmpty, let text = String(validating: event.payload, as: UTF8.self) else { return nil }
             return text
         default:
@@ -36,8 +37,11 @@ enum EventFormatting {
             line += " n\(event.peer) → n\(event.node) msg \(event.id)"
         case .timerSet, .timerFire:
             line += " n\(event.node) timer \(event.id) tag \(event.peer)"
-        case .clientInvoke, .clientComplete:
-            line += " client \(event.node) op \(event.id) (n\(event.peer))"
+        case .clientInvoke:
+            line += " client \(event.node) op \(event.id) → n\(event.peer)"
+        case .clientComplete:
+            let outcome = [1: "ok", 2: "fail", 3: "info"][event.peer] ?? "outcome \(event.peer)"
+            line += " client \(event.node) op \(event.id) \(outcome)"
         case .decision:
             line += " stream \(event.node) type \(event.peer) value \(event.id)"
         case .stateDigest:
@@ -82,13 +86,15 @@ enum EventFormatting {
             case .drop:
                 participant(event.node); participant(event.peer)
                 lines.append("    n\(event.node)-xn\(event.peer): msg \(event.id) dropped")
-            case .crash, .restart, .pause, .resume, .clockFault, .diskFault, .resourcePressure, .byzantine, .partition, .heal:
+            case .crash, .restart, .pause, .resume, .clockFault, .diskFault, .resourcePressure, .byzantine, .partition, .heal, .networkFault:
                 participant(event.node)
                 let detail = textPayload(event).map { " " + $0 } ?? ""
                 lines.append("    Note over n\(event.node): \(event.kind.name)\(detail) @\(time(event.time))")
-            case .clientInvoke, .clientComplete:
+            case .clientInvoke:
                 participant(event.peer)
-                lines.append("    Note left of n\(event.peer): client \(event.node) \(event.kind == .clientInvoke ? "invokes" : "completes") op \(event.id)")
+                lines.append("    Note left of n\(event.peer): client \(event.node) invokes op \(event.id)")
+            case .clientComplete:
+                lines.append("    Note over n\(participants.first ?? 0): client \(event.node) op \(event.id) completes")
             case .violation:
                 participant(event.node)
                 lines.append("    Note over n\(event.node): VIOLATION \(textPayload(event) ?? "")")

@@ -98,6 +98,22 @@ public enum FaultKind: String, Codable, CaseIterable, Sendable {
     }
 }
 
+/// What a Byzantine node does to its outgoing messages.
+public enum ByzantineStrategy: String, Codable, CaseIterable, Sendable {
+    /// Claims to be another node.
+    case forge
+    /// Sends different payloads to different peers.
+    case equivocate
+    /// Damages the message.
+    case corrupt
+    /// Sends an old message again instead.
+    case replay
+    /// Drops the message for this peer.
+    case withhold
+    /// Delays the message by a long time.
+    case stall
+}
+
 /// The nemesis's plan: how often it may strike, with what, and how far.
 public struct NemesisConfiguration: Codable, Equatable, Sendable {
     public var suite: Suite = .none
@@ -115,6 +131,10 @@ public struct NemesisConfiguration: Codable, Equatable, Sendable {
     public var only: [FaultKind]? = nil
     /// Designated Byzantine nodes (at most f; the last ones of the cluster).
     public var byzantineNodes: Int = 0
+    /// What the Byzantine nodes may do.
+    public var byzantineStrategies: [ByzantineStrategy] = ByzantineStrategy.allCases
+    /// Of every this many messages a Byzantine node sends, about one is honest.
+    public var byzantineHonestyWeight: UInt64 = 2
     public init() {}
 }
 

@@ -38,7 +38,10 @@ extension Simulator {
         var faults = suiteFaults.map { (kind: $0, weight: UInt64(1)) }
         let byzantine = Swift.min(nemesis.configuration.byzantineNodes, Swift.max(0, (configuration.nodes - 1) / 3))
         for index in 0..<byzantine {
-            slots[configuration.nodes - 1 - index].byzantine = true
+            let slot = slots[configuration.nodes - 1 - index]
+            slot.byzantine = true
+            slot.byzantineStrategies = nemesis.configuration.byzantineStrategies.isEmpty ? ByzantineStrategy.allCases : nemesis.configuration.byzantineStrategies
+            slot.byzantineHonesty = nemesis.configuration.byzantineHonestyWeight
         }
         if nemesis.configuration.swarm && !faults.isEmpty {
             // Swarm testing: the seed picks a subset of the faults, their weights and the rate.
@@ -190,16 +193,16 @@ extension Simulator {
             emit(.partition, node: 0, peer: UInt32(links.count), id: fault.id, payload: faultPayload(kind, detail))
         case .loss:
             network.loss = Ratio(10 + decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: 40), 100)
-            emit(.partition, node: 0, id: fault.id, payload: faultPayload(kind, "\(network.loss)"))
+            emit(.networkFault, node: 0, id: fault.id, payload: faultPayload(kind, "\(network.loss)"))
         case .duplication:
             network.duplication = Ratio(10 + decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: 40), 100)
-            emit(.partition, node: 0, id: fault.id, payload: faultPayload(kind, "\(network.duplication)"))
+            emit(.networkFault, node: 0, id: fault.id, payload: faultPayload(kind, "\(network.duplication)"))
         case .reordering:
             network.reordering = Ratio(20 + decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: 50), 100)
-            emit(.partition, node: 0, id: fault.id, payload: faultPayload(kind, "\(network.reordering)"))
+            emit(.networkFault, node: 0, id: fault.id, payload: faultPayload(kind, "\(network.reordering)"))
         case .delay:
             extraDelay = (5 + decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: 95)) * 1_000_000
-            emit(.partition, node: 0, id: fault.id, payload: faultPayload(kind, "+\(extraDelay / 1_000_000)ms"))
+            emit(.networkFault, node: 0, id: fault.id, payload: faultPayload(kind, "+\(extraDelay / 1_000_000)ms"))
         case .clog:
             let nodes = drawNodes(1, from: allNodes)
             fault.nodes = nodes
@@ -209,8 +212,8 @@ extension Simulator {
                     fault.links.append(other * n + Int(node))
                 }
             }
-            for link in fault.links { cloggedUntil[link] = UInt64.max / 4 }
-            emit(.partition, node: nodes[0], id: fault.id, payload: faultPayload(kind, "links of n\(nodes[0])"))
+            for link in fault.links { clogged[link] = true }
+            emit(.networkFault, node: nodes[0], id: fault.id, payload: faultPayload(kind, "links of n\(nodes[0])"))
         case .memoryPressure, .cpuStarvation, .storageFull, .diskReadErrors, .diskWriteErrors, .diskCorruption, .misdirectedWrites:
             let count = 1 + Int(decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: UInt64(blastRadius)))
             fault.nodes = drawNodes(count, from: allNodes)
@@ -292,7 +295,13 @@ extension Simulator {
             }
             emit(.heal, node: 0, id: fault.id, payload: Array(fault.kind.rawValue.utf8))
         case .clog:
-            for link in fault.links { cloggedUntil[link] = 0 }
+            for link in fault.links {
+                clogged[link] = false
+                for held in cloggedHeld[link] {
+                    queue.push(time: time + held.time, kind: .deliver, node: held.node, a: held.a, b: held.b)
+                }
+                cloggedHeld[link].removeAll()
+            }
             emit(.heal, node: fault.nodes.first ?? 0, id: fault.id, payload: Array(fault.kind.rawValue.utf8))
         case .memoryPressure, .cpuStarvation, .storageFull, .diskReadErrors, .diskWriteErrors, .diskCorruption, .misdirectedWrites:
             for node in fault.nodes {
@@ -407,39 +416,39 @@ extension Simulator {
         let stream = DecisionStream.byzantine
         let mutator: ByzantineMutator = system.byzantineMutator ?? ByteMutator()
         let random: (UInt64) -> UInt64 = { self.decide(stream: stream, tag: DecisionTag.byzantineParameter, below: $0) }
-        let strategy = decide(stream: stream, tag: DecisionTag.byzantineStrategy, below: 8)
+        let slot = slots[Int(source)]
+        let strategies = slot.byzantineStrategies
+        let pick = decide(stream: stream, tag: DecisionTag.byzantineStrategy, below: UInt64(strategies.count) + slot.byzantineHonesty)
+        guard pick < UInt64(strategies.count) else { return (message, source, 0) }  // honest this time
         func note(_ what: String) {
             emit(.byzantine, node: source, peer: target, id: nextMessageID, payload: Array(what.utf8))
         }
-        switch strategy {
-        case 0:
-            // Forge: claim to be another node.
+        switch strategies[Int(pick)] {
+        case .forge:
+            guard configuration.nodes > 1 else { return (message, source, 0) }
             var other = NodeID(random(UInt64(configuration.nodes - 1)))
             if other >= source { other += 1 }
             note("forge as n\(other)")
             return (message, other, 0)
-        case 1:
+        case .equivocate:
             note("equivocate")
             return (mutator.equivocate(message, target: target, random: random), source, 0)
-        case 2:
+        case .corrupt:
             note("corrupt")
             return (mutator.corrupt(message, random: random), source, 0)
-        case 3:
-            let history = slots[Int(source)].sentHistory
+        case .replay:
+            let history = slot.sentHistory
             guard !history.isEmpty else { return (message, source, 0) }
             let old = history[Int(random(UInt64(history.count)))]
             note("replay an old message")
             return (old.message, source, 0)
-        case 4:
+        case .withhold:
             note("withhold")
             return nil
-        case 5:
+        case .stall:
             let delay = (100 + random(900)) * 1_000_000
             note("stall \(delay / 1_000_000)ms")
             return (message, source, delay)
-        default:
-            // Honest this time.
-            return (message, source, 0)
         }
     }
 
@@ -449,5 +458,112 @@ extension Simulator {
         guard let fault = inject(kind) else { return false }
         nemesis.active.append(fault)
         return true
+    }
+}
+
+// MARK: - Scripted faults (tests and scripted scenarios)
+
+extension Simulator {
+    /// Crashes `node` now (losing un-synced writes, or tearing them with `torn`).
+    public func crashNode(_ node: NodeID, torn: Bool = false) { crash(node, torn: torn) }
+    /// Restarts a crashed `node` from its durable disk.
+    public func restartNode(_ node: NodeID) { restart(node) }
+    /// Pauses `node`: nothing reaches it until `resumeNode`.
+    public func pauseNode(_ node: NodeID) {
+        guard slots[Int(node)].up, !slots[Int(node)].paused else { return }
+        slots[Int(node)].paused = true
+        emit(.pause, node: node)
+    }
+    public func resumeNode(_ node: NodeID) { resume(node) }
+
+    /// Blocks the directed links `source → target` for every pair given; returns the fault's id for `heal`.
+    @discardableResult
+    public func blockLinks(_ pairs: [(source: NodeID, target: NodeID)]) -> UInt64 {
+        var fault = ActiveFault(id: nemesis.nextFaultID, kind: .partitionOneWay, nodes: [])
+        nemesis.nextFaultID += 1
+        fault.links = pairs.map { Int($0.source) * configuration.nodes + Int($0.target) }
+        for link in fault.links { blocked[link] += 1 }
+        emit(.partition, node: 0, peer: UInt32(fault.links.count), id: fault.id, payload: Array("scripted".utf8))
+        nemesis.active.append(fault)
+        return fault.id
+    }
+
+    /// Cuts the cluster into `groups`: no message crosses between two groups, either way.
+    @discardableResult
+    public func partition(_ groups: [[NodeID]]) -> UInt64 {
+        var pairs: [(source: NodeID, target: NodeID)] = []
+        for (i, a) in groups.enumerated() {
+            for (j, b) in groups.enumerated() where i != j {
+                for x in a { for y in b { pairs.append((x, y)) } }
+            }
+        }
+        return blockLinks(pairs)
+    }
+
+    /// Heals one fault by id.
+    public func heal(faultID: UInt64) { healFault(id: faultID) }
+
+    /// Heals every fault in force.
+    public func healAll() {
+        while !nemesis.active.isEmpty { heal(nemesis.active.removeFirst()) }
+    }
+
+    /// Whether the directed link is blocked now.
+    public func isBlocked(from source: NodeID, to target: NodeID) -> Bool {
+        blocked[Int(source) * configuration.nodes + Int(target)] > 0
+    }
+
+    /// Changes the network's standing behaviour from now on.
+    public func setNetwork(_ network: NetworkConfiguration) { self.network = network }
+
+    /// Skews `node`'s clock by `offset` nanoseconds (and optionally makes it drift).
+    public func setClock(of node: NodeID, offsetNanoseconds offset: Int64, driftPartsPerMillion drift: Int64 = 0) {
+        let slot = slots[Int(node)]
+        slot.clock.offsetNanoseconds = offset
+        slot.clock.driftPartsPerMillion = drift
+        slot.clock.driftStart = time
+        emit(.clockFault, node: node, payload: Array("scripted offset \(offset) drift \(drift)".utf8))
+    }
+
+    /// Sets `node`'s disk capacity (storage exhaustion when at or below its use).
+    public func setDiskCapacity(of node: NodeID, bytes: Int) {
+        slots[Int(node)].disk.capacityBytes = bytes
+        emit(.resourcePressure, node: node, peer: 3, payload: Array("scripted disk capacity \(bytes)".utf8))
+    }
+
+    /// Sets `node`'s disk fault rates.
+    public func setDiskFaults(of node: NodeID, _ configuration: DiskConfiguration) {
+        slots[Int(node)].disk.configuration = configuration
+        emit(.diskFault, node: node, payload: Array("scripted disk faults".utf8))
+    }
+
+    /// Sets `node`'s memory budget (nil: unlimited).
+    public func setMemoryBudget(of node: NodeID, bytes: Int?) {
+        slots[Int(node)].memoryBudget = bytes
+        emit(.resourcePressure, node: node, peer: 1, payload: Array("scripted memory budget \(bytes.map(String.init) ?? "none")".utf8))
+    }
+
+    /// Makes every event `node` handles cost `delay` nanoseconds of processing (CPU starvation).
+    public func setProcessingDelay(of node: NodeID, nanoseconds delay: UInt64) {
+        slots[Int(node)].processingDelay = delay
+        emit(.resourcePressure, node: node, peer: 2, payload: Array("scripted processing delay \(delay)".utf8))
+    }
+
+    /// Turns `node` Byzantine: its outgoing messages pass through the Byzantine strategies.
+    public func makeByzantine(_ node: NodeID, active: Bool = true, strategies: [ByzantineStrategy] = ByzantineStrategy.allCases,
+                              honestyWeight: UInt64 = 0) {
+        precondition(!strategies.isEmpty, "a Byzantine node needs at least one strategy")
+        slots[Int(node)].byzantine = true
+        slots[Int(node)].byzantineActive = active
+        slots[Int(node)].byzantineStrategies = strategies
+        slots[Int(node)].byzantineHonesty = honestyWeight
+        emit(.byzantine, node: node, payload: Array("scripted byzantine \(active)".utf8))
+    }
+
+    /// Runs `body` as if inside `node`'s handler (scripted actions in tests).
+    public func withContext<T>(of node: NodeID, _ body: (Node, NodeContext) throws -> T) rethrows -> T? {
+        let slot = slots[Int(node)]
+        guard slot.up, let instance = slot.node else { return nil }
+        return try body(instance, slot.context)
     }
 }

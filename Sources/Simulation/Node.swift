@@ -46,11 +46,11 @@ public struct ClientRequest: Equatable, Sendable {
     /// Unique per run; the node passes it back in `reply`.
     public var id: UInt64
     public var client: UInt32
-    public var operation: Operation
+    public var operation: ClientOperation
 }
 
 /// A client operation on a key: the shape every system's workload speaks.
-public struct Operation: Equatable, Sendable, Codable {
+public struct ClientOperation: Equatable, Sendable, Codable {
     public enum Function: UInt8, Codable, Sendable { case read = 1, write, cas, add, echo }
     public var function: Function
     public var key: UInt64
@@ -73,11 +73,11 @@ public struct Operation: Equatable, Sendable, Codable {
         return bytes
     }
 
-    public static func decode(_ bytes: [UInt8]) -> Operation? {
+    public static func decode(_ bytes: [UInt8]) -> ClientOperation? {
         var reader = ByteReader(bytes)
         guard let raw = reader.byte(), let function = Function(rawValue: raw), let key = reader.varint(),
               let value = reader.varint() else { return nil }
-        var operation = Operation(function: function, key: key, value: ByteWriter.unzigzag(value))
+        var operation = ClientOperation(function: function, key: key, value: ByteWriter.unzigzag(value))
         if function == .cas {
             guard let expected = reader.varint() else { return nil }
             operation.expected = ByteWriter.unzigzag(expected)

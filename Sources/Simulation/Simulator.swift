@@ -70,6 +70,8 @@ public final class Simulator {
         var memoryBudget: Int? = nil
         var byzantine = false
         var byzantineActive = false
+        var byzantineStrategies: [ByzantineStrategy] = ByzantineStrategy.allCases
+        var byzantineHonesty: UInt64 = 2
         var sentHistory: [(target: NodeID, message: Message)] = []
         init(disk: SimulatedDisk) { self.disk = disk }
     }
@@ -89,7 +91,9 @@ public final class Simulator {
     /// Per directed link (source * n + target): partitions blocking it, messages in flight, clogged until.
     var blocked: [Int]
     var linkLoad: [Int]
-    var cloggedUntil: [UInt64]
+    /// Clogged links hold their messages (entries to deliver) until the clog heals.
+    var clogged: [Bool]
+    var cloggedHeld: [[Scheduled]]
     var extraDelay: UInt64 = 0
 
     // Timers
@@ -116,7 +120,8 @@ public final class Simulator {
         let links = configuration.nodes * configuration.nodes
         blocked = [Int](repeating: 0, count: links)
         linkLoad = [Int](repeating: 0, count: links)
-        cloggedUntil = [UInt64](repeating: 0, count: links)
+        clogged = [Bool](repeating: false, count: links)
+        cloggedHeld = [[Scheduled]](repeating: [], count: links)
         clientBusy = [Bool](repeating: false, count: configuration.clients)
         nemesis = NemesisState(configuration: configuration.nemesis)
         scratch.reserveCapacity(256)
@@ -213,13 +218,42 @@ public final class Simulator {
 
     /// Runs the whole scenario and returns its verdict.
     public func run() -> SimulationResult {
-        start()
+        begin()
         while !stopped, let entry = nextEntry() {
             time = entry.time
             dispatch(entry)
         }
         return finish()
     }
+
+    private var begun = false
+
+    /// Starts the nodes, clients and nemesis without running anything else (for stepping).
+    public func begin() {
+        precondition(!begun, "begin called twice")
+        begun = true
+        start()
+    }
+
+    /// Runs every event due at or before `limit` (virtual nanoseconds), then sets the clock to it.
+    /// For tests and scripted scenarios; `run()` does the whole scenario.
+    public func run(until limit: UInt64) {
+        if !begun { begin() }
+        while !stopped, let next = queue.first, next.time <= limit, let entry = nextEntry() {
+            time = entry.time
+            dispatch(entry)
+        }
+        if !stopped && limit > time { time = limit }
+    }
+
+    /// Ends a stepped run: final checks, digests and the verdict.
+    public func end() -> SimulationResult {
+        if !begun { begin() }
+        return finish()
+    }
+
+    /// Whether the run has stopped (a violation, a budget, the end).
+    public var isStopped: Bool { stopped }
 
     private func start() {
         let configurationJSON = (try? String(decoding: JSONCoding.encoder.encode(configuration), as: UTF8.self)) ?? "{}"
@@ -400,8 +434,7 @@ public final class Simulator {
         if chance(stream: DecisionStream.network, tag: DecisionTag.reorder, network.reordering) {
             delay += decide(stream: DecisionStream.network, tag: DecisionTag.reorder, below: network.reorderDelayMaxNanoseconds / 1_000 + 1) * 1_000
         }
-        var at = time + delay
-        if cloggedUntil[link] > at { at = cloggedUntil[link] + (at - time) }
+        let at = time + delay
         let index: Int
         if let free = freeInFlight.popLast() {
             inFlight[free] = flight
@@ -411,6 +444,12 @@ public final class Simulator {
             index = inFlight.count - 1
         }
         linkLoad[link] += 1
+        if clogged[link] {
+            // Held until the clog heals; the delay then still applies.
+            cloggedHeld[link].append(Scheduled(time: delay, sequence: 0, kind: .deliver, node: flight.target,
+                                               a: flight.source, incarnation: 0, b: UInt64(index)))
+            return
+        }
         queue.push(time: at, kind: .deliver, node: flight.target, a: flight.source, b: UInt64(index))
     }
 

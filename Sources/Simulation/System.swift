@@ -13,7 +13,7 @@ public protocol SystemDefinition {
     /// A fresh node (at start, and at every restart after a crash).
     func makeNode(id: NodeID) -> Node
     /// The next operation of `client` (use `random` for every choice).
-    func nextOperation(client: UInt32, random: (UInt64) -> UInt64) -> Operation
+    func nextOperation(client: UInt32, random: (UInt64) -> UInt64) -> ClientOperation
     /// The checkers judging a run.
     func makeCheckers() -> [Checker]
     /// Message-aware Byzantine mutations; nil uses the generic byte-level ones.

@@ -35,8 +35,8 @@ public struct EchoSystem: SystemDefinition {
         EchoNode(id: id, fanout: fanout, heartbeat: heartbeatNanoseconds, hops: hops, bug: configuration.bug)
     }
 
-    public func nextOperation(client: UInt32, random: (UInt64) -> UInt64) -> Operation {
-        Operation(function: .echo, key: UInt64(client), value: Int64(random(1_000_000)))
+    public func nextOperation(client: UInt32, random: (UInt64) -> UInt64) -> ClientOperation {
+        ClientOperation(function: .echo, key: UInt64(client), value: Int64(random(1_000_000)))
     }
 
     public func makeCheckers() -> [Checker] { [EchoChecker()] }

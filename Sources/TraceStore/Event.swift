@@ -50,6 +50,9 @@ public enum EventKind: UInt8, CaseIterable, Sendable, Codable {
     case violation
     /// A log line from `node`. `payload`: the text (UTF-8).
     case log
+    /// The network's behaviour changed for a while (loss, duplication, reordering, delay, a clogged
+    /// node's links). `id`: the fault; `payload`: what and how much.
+    case networkFault
 
     /// The name used on the command line and in JSON (`send`, `timer-set`, …).
     public var name: String {
@@ -78,6 +81,7 @@ public enum EventKind: UInt8, CaseIterable, Sendable, Codable {
         case .stateDigest: "state-digest"
         case .violation: "violation"
         case .log: "log"
+        case .networkFault: "network-fault"
         }
     }
 
@@ -89,7 +93,8 @@ public enum EventKind: UInt8, CaseIterable, Sendable, Codable {
     /// Faults injected from outside the system (the nemesis's events).
     public var isFault: Bool {
         switch self {
-        case .crash, .restart, .pause, .resume, .partition, .heal, .clockFault, .diskFault, .resourcePressure, .byzantine: true
+        case .crash, .restart, .pause, .resume, .partition, .heal, .clockFault, .diskFault, .resourcePressure, .byzantine,
+             .networkFault: true
         default: false
         }
     }

@@ -1,0 +1,97 @@
+import Foundation
+import XCTest
+
+final class RunCommandTests: XCTestCase {
+    private let short = ["--duration", "1", "--liveness", "0.5"]
+
+    func testRunJSONHasTheDocumentedShapeAndRecordsEachSeed() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = directory.appendingPathComponent("runs.trace").path
+        let run = try CLI.run(["run", "--system", "echo", "--seeds", "3", "--first-seed", "10", "--store", store, "--json"] + short)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let summary = try jsonObject(run.stdout)
+        XCTAssertEqual(summary["seeds"] as? Int, 3)
+        XCTAssertEqual(summary["passed"] as? Int, 3)
+        XCTAssertEqual(summary["failed"] as? Int, 0)
+        let runs = try XCTUnwrap(summary["runs"] as? [[String: Any]])
+        XCTAssertEqual(runs.compactMap { $0["seed"] as? Int }, [10, 11, 12])
+        for entry in runs {
+            XCTAssertEqual(entry["verdict"] as? String, "pass")
+            XCTAssertTrue(entry["violation"] is NSNull)
+            XCTAssertGreaterThan(entry["events"] as? Int ?? 0, 1_000)
+            XCTAssertNotNil(entry["run"] as? Int)
+        }
+        let ls = try jsonObject(try CLI.run(["ls", "--store", store, "--json"]).stdout)
+        XCTAssertEqual((ls["runs"] as? [[String: Any]])?.count, 3)
+        XCTAssertEqual(try CLI.run(["verify", "--store", store]).status, 0)
+    }
+
+    func testAFailingSeedExitsOneAndPrintsHowToReproduceIt() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = directory.appendingPathComponent("runs.trace").path
+        let junit = directory.appendingPathComponent("junit.xml").path
+        let run = try CLI.run(["run", "--bug", "echo.off-by-one", "--suite", "none", "--seeds", "2", "--store", store,
+                               "--junit", junit] + short)
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stdout.contains("echo/wrong-echo"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("rerun:  chaostrace run --system echo --suite none --seed 1 --bug echo.off-by-one"), run.stdout)
+        let xml = try String(contentsOfFile: junit, encoding: .utf8)
+        XCTAssertTrue(xml.contains("<failure"))
+        XCTAssertTrue(xml.contains("tests=\"2\""))
+
+        let json = try CLI.run(["run", "--bug", "echo.off-by-one", "--suite", "none", "--seed", "1", "--no-record", "--json"] + short)
+        XCTAssertEqual(json.status, 1)
+        let runs = try XCTUnwrap(try jsonObject(json.stdout)["runs"] as? [[String: Any]])
+        let violation = try XCTUnwrap(runs.first?["violation"] as? [String: Any])
+        XCTAssertEqual(violation["checker"] as? String, "echo")
+        XCTAssertEqual(violation["kind"] as? String, "wrong-echo")
+        XCTAssertTrue(runs.first?["run"] is NSNull, "nothing recorded with --no-record")
+        XCTAssertTrue(json.stderr.contains("rerun:"))
+    }
+
+    func testCheckDeterminismPassesForACorrectSystem() throws {
+        let run = try CLI.run(["run", "--system", "echo", "--seeds", "2", "--no-record", "--check-determinism", "--json"] + short)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        let runs = try XCTUnwrap(try jsonObject(run.stdout)["runs"] as? [[String: Any]])
+        for entry in runs {
+            XCTAssertEqual((entry["determinism"] as? [String: Any])?["identical"] as? Bool, true)
+        }
+    }
+
+    func testCheckDeterminismCatchesSetIterationAndNamesTheFirstDifferingEvent() throws {
+        let run = try CLI.run(["run", "--bug", "echo.set-order", "--seed", "1", "--no-record", "--check-determinism", "--suite", "none"] + short)
+        XCTAssertEqual(run.status, 1, run.stdout + run.stderr)
+        XCTAssertTrue(run.stdout.contains("is NOT deterministic: first differing event #"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("this process:  #"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("other process: #"), run.stdout)
+        let lines = run.stdout.split(separator: "\n")
+        let here = try XCTUnwrap(lines.first { $0.contains("this process:") })
+        let there = try XCTUnwrap(lines.first { $0.contains("other process:") })
+        XCTAssertNotEqual(here.split(separator: ":", maxSplits: 1)[1], there.split(separator: ":", maxSplits: 1)[1])
+    }
+
+    func testJobsSplitSeedsAcrossProcessesWithTheSameResults() throws {
+        let one = try CLI.run(["run", "--system", "echo", "--seeds", "4", "--no-record", "--json"] + short)
+        let two = try CLI.run(["run", "--system", "echo", "--seeds", "4", "--no-record", "--json", "--jobs", "2"] + short)
+        XCTAssertEqual(one.status, 0, one.stderr)
+        XCTAssertEqual(two.status, 0, two.stderr)
+        func digests(_ text: String) throws -> [String] {
+            try XCTUnwrap(try jsonObject(text)["runs"] as? [[String: Any]]).compactMap { $0["digest"] as? String }
+        }
+        XCTAssertEqual(try digests(one.stdout), try digests(two.stdout))
+        let shard = try CLI.run(["run", "--system", "echo", "--seeds", "4", "--no-record", "--json", "--shard", "2/2"] + short)
+        let seeds = try XCTUnwrap(try jsonObject(shard.stdout)["runs"] as? [[String: Any]]).compactMap { $0["seed"] as? Int }
+        XCTAssertEqual(seeds, [2, 4])
+    }
+
+    func testBadRunFlagsAreUsageErrors() throws {
+        for arguments in [["--suite", "nonsense"], ["--bug", "no.such-bug"], ["--system", "nope"], ["--shard", "3/2"],
+                          ["--failure-rate", "2"], ["--seed", "1", "--seeds", "2"], ["--option", "fanout"],
+                          ["--bug", "echo.set-order", "--system", "other"]] {
+            let run = try CLI.run(["run", "--no-record"] + arguments)
+            XCTAssertEqual(run.status, 64, "\(arguments): \(run.stderr)")
+        }
+    }
+}
