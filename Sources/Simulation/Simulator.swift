@@ -39,6 +39,8 @@ public final class Simulator {
     /// Virtual time now, in nanoseconds.
     public private(set) var time: UInt64 = 0
     let recorder: RunRecorder?
+    /// The recorder without reference counting on the hot path (kept alive by `recorder`).
+    private let unmanagedRecorder: Unmanaged<RunRecorder>?
     private var rollingDigest = StableDigest()
     public private(set) var eventCount: UInt64 = 0
     public internal(set) var statistics = Statistics()
@@ -114,6 +116,7 @@ public final class Simulator {
         self.configuration = configuration
         self.system = system
         self.recorder = recorder
+        self.unmanagedRecorder = recorder.map { Unmanaged.passUnretained($0) }
         self.nodeCount = configuration.nodes
         self.decider = Decider(seed: configuration.seed, nodeCount: configuration.nodes)
         self.network = configuration.network
@@ -152,12 +155,16 @@ public final class Simulator {
         rollingDigest.mix(UInt64(node) << 32 | UInt64(peer))
         rollingDigest.mix(id)
         if !payload.isEmpty { rollingDigest.mix(payload) }
-        if let recorder, !stopped || kind == .runEnd || kind == .violation || kind == .stateDigest {
-            do {
-                try recorder.append(kind: kind, time: time, node: node, peer: peer, id: id, payload: payload)
-            } catch {
-                stop(reason: "recording failed: \(error)")
+        if let unmanagedRecorder, !stopped || kind == .runEnd || kind == .violation || kind == .stateDigest {
+            let failure: Error? = unmanagedRecorder._withUnsafeGuaranteedRef { recorder in
+                do {
+                    try recorder.append(kind: kind, time: time, node: node, peer: peer, id: id, payload: payload)
+                    return nil
+                } catch {
+                    return error
+                }
             }
+            if let failure { stop(reason: "recording failed: \(failure)") }
         }
         if eventCount >= configuration.maxEvents && !stopped {
             stop(reason: "event budget of \(configuration.maxEvents) reached")

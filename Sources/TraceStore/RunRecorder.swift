@@ -10,18 +10,18 @@ import Foundation
 /// `incomplete`.
 public final class RunRecorder {
     public let store: TraceStore
-    private let kindCounts: UnsafeMutablePointer<UInt64> = {
+    @usableFromInline let kindCounts: UnsafeMutablePointer<UInt64> = {
         let counts = UnsafeMutablePointer<UInt64>.allocate(capacity: 32)
         counts.initialize(repeating: 0, count: 32)
         return counts
     }()
-    private var finished = false
+    @usableFromInline var finished = false
     private let chunkSize: Int
     private let writer: ChunkWriter
-    private var batch: RecordBuffer
+    @usableFromInline var batch: RecordBuffer
     /// Events handed to the writer so far.
     private var handedOff: UInt64 = 0
-    private var lastTime: UInt64 = 0
+    @usableFromInline var lastTime: UInt64 = 0
     public let runID: UInt64
 
     init(store: TraceStore, info: RunInfo) {
@@ -55,7 +55,7 @@ public final class RunRecorder {
     /// Appends one event. Times must not decrease. The event is copied into a batch; encoding,
     /// compression and the commit happen on the writer thread, so this costs a few nanoseconds.
     /// - Complexity: amortized O(payload size).
-    @inline(__always)
+    @inlinable
     public func append(kind: EventKind, time: UInt64, node: UInt32 = 0, peer: UInt32 = 0, id: UInt64 = 0,
                        payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws {
         precondition(!finished, "append after finish")
@@ -72,7 +72,8 @@ public final class RunRecorder {
     }
 
     /// Hands the batch to the writer as one chunk.
-    private func handOff() throws {
+    @usableFromInline
+    func handOff() throws {
         guard batch.count > 0 else { return }
         batch.firstEventNumber = handedOff
         handedOff += UInt64(batch.count)
@@ -122,24 +123,36 @@ public final class RunRecorder {
 /// Events of one future chunk as plain records plus a payload arena: cheap to fill on the
 /// simulation's thread, encoded on the writer's. A value holding raw memory: exactly one owner
 /// (the recorder, the writer's queue or its spares) frees it with `deallocate`.
+@usableFromInline
 struct RecordBuffer: @unchecked Sendable {
+    @usableFromInline
     struct Record {
-        var time: UInt64
-        var id: UInt64
-        var node: UInt32
-        var peer: UInt32
-        var payloadLength: UInt32
-        var kind: EventKind
+        @usableFromInline var time: UInt64
+        @usableFromInline var id: UInt64
+        @usableFromInline var node: UInt32
+        @usableFromInline var peer: UInt32
+        @usableFromInline var payloadLength: UInt32
+        @usableFromInline var kind: EventKind
+
+        @inlinable
+        init(time: UInt64, id: UInt64, node: UInt32, peer: UInt32, payloadLength: UInt32, kind: EventKind) {
+            self.time = time
+            self.id = id
+            self.node = node
+            self.peer = peer
+            self.payloadLength = payloadLength
+            self.kind = kind
+        }
     }
 
-    let capacity: Int
-    let records: UnsafeMutablePointer<Record>
-    var count = 0
-    var payloads: UnsafeMutablePointer<UInt8>
-    var payloadCapacity: Int
-    var payloadCount = 0
+    @usableFromInline let capacity: Int
+    @usableFromInline let records: UnsafeMutablePointer<Record>
+    @usableFromInline var count = 0
+    @usableFromInline var payloads: UnsafeMutablePointer<UInt8>
+    @usableFromInline var payloadCapacity: Int
+    @usableFromInline var payloadCount = 0
     /// The estimated encoded size at which the batch is full.
-    let chunkSize: Int
+    @usableFromInline let chunkSize: Int
     var firstEventNumber: UInt64 = 0
 
     init(chunkSize: Int) {
@@ -162,7 +175,7 @@ struct RecordBuffer: @unchecked Sendable {
     }
 
     /// Adds a record; returns true when the batch is full.
-    @inline(__always)
+    @inlinable
     mutating func append(kind: EventKind, time: UInt64, node: UInt32, peer: UInt32, id: UInt64, payload: UnsafeRawBufferPointer) -> Bool {
         if !payload.isEmpty {
             if payloadCount + payload.count > payloadCapacity { growPayloads(payloadCount + payload.count) }
@@ -175,7 +188,8 @@ struct RecordBuffer: @unchecked Sendable {
         return count == capacity || count &* 6 &+ payloadCount >= chunkSize
     }
 
-    private mutating func growPayloads(_ needed: Int) {
+    @usableFromInline
+    mutating func growPayloads(_ needed: Int) {
         var newCapacity = payloadCapacity * 2
         while newCapacity < needed { newCapacity *= 2 }
         let grown = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
@@ -212,7 +226,7 @@ final class ChunkWriter: @unchecked Sendable {
     private var committedInfo: RunInfo
     private var firstFailure: Error?
     /// Chunks waiting before `submit` blocks.
-    private let depth = 8
+    private let depth = 3
 
     init(store: TraceStore, info: RunInfo, chunkSize: Int) {
         self.store = store
