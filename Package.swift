@@ -34,17 +34,20 @@ let package = Package(
             swiftSettings: hotPath
         ),
         .target(name: "Simulation", dependencies: ["TraceStore"], swiftSettings: hotPath),
-        .target(name: "Systems", dependencies: ["Simulation"], swiftSettings: hotPath),
+        .target(name: "Checkers", dependencies: ["Simulation"]),
+        .target(name: "Systems", dependencies: ["Simulation", "Checkers"], swiftSettings: hotPath),
         .executableTarget(
             name: "ChaosTraceCLI",
             dependencies: [
                 "TraceStore",
                 "Simulation",
                 "Systems",
+                "Checkers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore"]),
+        .testTarget(name: "CheckersTests", dependencies: ["Checkers"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Systems", "TraceStore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["ChaosTraceCLI", "TraceStore"]),
     ],

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Checkers
 import Simulation
 import Systems
 import TraceStore
@@ -33,6 +34,7 @@ struct BenchCommand: ParsableCommand {
             var figures = BenchFigures()
             try StoreBench(events: events, seeks: seeks, chunkSize: chunkSize, level: level).measure(into: &figures)
             try SimulatorBench(virtualSeconds: simSeconds, pairs: simPairs).measure(into: &figures)
+            try LinearizabilityBench().measure(into: &figures)
             if json {
                 print(figures.json())
             } else {
@@ -238,5 +240,18 @@ struct SimulatorBench {
         figures.add("recording_overhead", median(ratios), unit: "×", target: "≤ 1.15")
         figures.add("sim_trace_bytes_per_event", Double(storedBytes) / Double(events), unit: "bytes", target: "≤ 4")
         figures.add("sim_events_per_run", Double(events), unit: "events")
+    }
+}
+
+/// Time to a verdict on a 10-client, 10-key, 2,000-operation key-value history with one stale read.
+struct LinearizabilityBench {
+    func measure(into figures: inout BenchFigures) throws {
+        let operations = HistoryGenerator(clients: 10, keys: 10, operations: 2_000, seed: 42).generate(violation: true)
+        var verdict: LinearizabilityVerdict = .linearizable
+        let elapsed = ContinuousClock().measure { verdict = HistoryModel.kv.check(operations) }
+        guard case .notLinearizable = verdict else {
+            throw CommandFailure(message: "internal error: the planted violation was not found", exitCode: Exit.internalError)
+        }
+        figures.add("lin_check_seconds", seconds(elapsed), unit: "s", target: "≤ 1")
     }
 }

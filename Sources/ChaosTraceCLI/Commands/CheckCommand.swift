@@ -1,0 +1,81 @@
+import ArgumentParser
+import Checkers
+import Foundation
+
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check a client history for linearizability (Jepsen EDN or JSON lines).",
+        discussion: """
+        A history is a sequence of operations like {:process 0, :type :invoke, :f :write, :value 3}
+        followed by its completion (:ok, :fail — it did not happen — or :info — it may have).
+        A read of nil matches any value. For --model kv, values are [key value] pairs (or ops carry
+        :key), and each key is checked on its own.
+        Exits 0 when linearizable, 1 when not, 2 when the search budget ran out, 65 when the
+        history cannot be read.
+        """)
+
+    enum ModelChoice: String, ExpressibleByArgument, CaseIterable {
+        case register, casRegister = "cas-register", kv, set, counter
+    }
+
+    @Option(help: "register, cas-register, kv, set or counter.") var model: ModelChoice
+    @Argument(help: "The history file ('-' for standard input).") var history: String
+    @Option(help: "Search steps before answering unknown.") var maxSteps: Int = 20_000_000
+    @Flag(help: "Print the verdict as JSON.") var json = false
+
+    func run() throws {
+        try reportingErrors {
+            let text: String
+            if history == "-" {
+                text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+            } else {
+                guard let data = FileManager.default.contents(atPath: history) else {
+                    throw CommandFailure(message: "cannot read \(history): no such file or not readable", exitCode: Exit.badData)
+                }
+                guard let decoded = String(data: data, encoding: .utf8) else {
+                    throw CommandFailure(message: "\(history) is not UTF-8 text; a history is EDN or JSON lines", exitCode: Exit.badData)
+                }
+                text = decoded
+            }
+            let historyModel = HistoryModel(rawValue: model.rawValue)!
+            let operations: [HistoryOperation]
+            do {
+                operations = try historyModel.operations(from: text)
+            } catch let error as HistoryError {
+                throw CommandFailure(message: "\(history): \(error); fix the history and try again", exitCode: Exit.badData)
+            }
+            let verdict = historyModel.check(operations, checker: LinearizabilityChecker(maxSteps: maxSteps))
+            try Self.report(verdict, operations: operations.count, model: model.rawValue, json: json)
+        }
+    }
+
+    /// Prints a verdict and ends with its exit code (0, 1 or 2).
+    static func report(_ verdict: LinearizabilityVerdict, operations: Int, model: String, json: Bool) throws {
+        switch verdict {
+        case .linearizable:
+            if json {
+                print("{\"verdict\":\"linearizable\",\"operations\":\(operations),\"model\":\"\(model)\"}")
+            } else {
+                print("linearizable: \(operations) operations, model \(model)")
+            }
+        case .notLinearizable(let failure):
+            if json {
+                let ops = failure.operations.map { JSON.string($0.edn) }.joined(separator: ",")
+                print("{\"verdict\":\"not-linearizable\",\"operations\":\(operations),\"model\":\"\(model)\",\"key\":\(failure.key.map { JSON.string($0.description) } ?? "null"),\"reason\":\(JSON.string(failure.explanation)),\"partition\":[\(ops)]}")
+            } else {
+                print("NOT linearizable (model \(model)): \(failure.explanation)")
+                print("smallest failing partition\(failure.key.map { " (key \($0))" } ?? ""), \(failure.operations.count) operations:")
+                for operation in failure.operations { print("  \(operation.edn)  ; \(operation.source)") }
+            }
+            throw ExitCode(Exit.violation)
+        case .unknown(let reason):
+            if json {
+                print("{\"verdict\":\"unknown\",\"operations\":\(operations),\"model\":\"\(model)\",\"reason\":\(JSON.string(reason))}")
+            } else {
+                print("unknown: \(reason); raise --max-steps or check a shorter history")
+            }
+            throw ExitCode(2)
+        }
+    }
+}

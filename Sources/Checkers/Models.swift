@@ -1,0 +1,82 @@
+/// A sequential specification: a state and the legal steps from it.
+public protocol Model: Sendable {
+    associatedtype State: Hashable
+    var name: String { get }
+    var initial: State { get }
+    /// The state after `operation`, or nil when the operation cannot happen in `state`.
+    func step(_ state: State, _ operation: HistoryOperation) -> State?
+    /// A person's description of a state.
+    func describe(_ state: State) -> String
+}
+
+/// A read/write register (reads of nil match anything).
+public struct RegisterModel: Model {
+    public let name = "register"
+    public let initial: Value = .none
+    public init() {}
+    public func step(_ state: Value, _ operation: HistoryOperation) -> Value? {
+        switch operation.function {
+        case .write: operation.input
+        case .read: operation.output == .none || operation.output == state ? state : nil
+        case .cas, .add: nil
+        }
+    }
+    public func describe(_ state: Value) -> String { "value \(state)" }
+}
+
+/// A register with compare-and-set: `:cas [expected new]`.
+public struct CASRegisterModel: Model {
+    public let name = "cas-register"
+    public let initial: Value = .none
+    public init() {}
+    public func step(_ state: Value, _ operation: HistoryOperation) -> Value? {
+        switch operation.function {
+        case .write: return operation.input
+        case .read: return operation.output == .none || operation.output == state ? state : nil
+        case .cas:
+            guard let pair = operation.input.list, pair.count == 2 else { return nil }
+            return state == pair[0] ? pair[1] : nil
+        case .add: return nil
+        }
+    }
+    public func describe(_ state: Value) -> String { "value \(state)" }
+}
+
+/// A grow-only set: `:add x`, and `:read` returning the whole set.
+public struct SetModel: Model {
+    public let name = "set"
+    public let initial: [Value] = []
+    public init() {}
+    public func step(_ state: [Value], _ operation: HistoryOperation) -> [Value]? {
+        switch operation.function {
+        case .add:
+            if state.contains(operation.input) { return state }
+            return (state + [operation.input]).sorted { $0.description < $1.description }
+        case .read:
+            if operation.output == .none { return state }
+            guard let read = operation.output.list else { return nil }
+            return Set(read) == Set(state) ? state : nil
+        case .write, .cas: return nil
+        }
+    }
+    public func describe(_ state: [Value]) -> String { "set #{" + state.map(\.description).joined(separator: " ") + "}" }
+}
+
+/// A counter: `:add delta`, `:read` returning the total.
+public struct CounterModel: Model {
+    public let name = "counter"
+    public let initial: Int64 = 0
+    public init() {}
+    public func step(_ state: Int64, _ operation: HistoryOperation) -> Int64? {
+        switch operation.function {
+        case .add:
+            guard let delta = operation.input.int else { return nil }
+            return state &+ delta
+        case .read:
+            if operation.output == .none { return state }
+            return operation.output.int == state ? state : nil
+        case .write, .cas: return nil
+        }
+    }
+    public func describe(_ state: Int64) -> String { "total \(state)" }
+}

@@ -1,0 +1,196 @@
+import Checkers
+import XCTest
+
+final class LinearizabilityTests: XCTestCase {
+    private func verdict(_ model: HistoryModel, _ text: String) throws -> LinearizabilityVerdict {
+        model.check(try model.operations(from: text))
+    }
+
+    private func isLinearizable(_ verdict: LinearizabilityVerdict) -> Bool {
+        if case .linearizable = verdict { return true }
+        return false
+    }
+
+    private func failure(_ verdict: LinearizabilityVerdict) -> LinearizabilityFailure? {
+        if case .notLinearizable(let failure) = verdict { return failure }
+        return nil
+    }
+
+    func testSequentialWritesAndReadsAreLinearizable() throws {
+        let history = """
+        {:process 0, :type :invoke, :f :write, :value 1}
+        {:process 0, :type :ok, :f :write, :value 1}
+        {:process 1, :type :invoke, :f :read, :value nil}
+        {:process 1, :type :ok, :f :read, :value 1}
+        """
+        XCTAssertTrue(isLinearizable(try verdict(.register, history)))
+    }
+
+    func testAStaleReadIsNotLinearizable() throws {
+        // The write of 2 completed before the read began, yet the read saw 1.
+        let history = """
+        {:process 0, :type :invoke, :f :write, :value 1}
+        {:process 0, :type :ok, :f :write, :value 1}
+        {:process 0, :type :invoke, :f :write, :value 2}
+        {:process 0, :type :ok, :f :write, :value 2}
+        {:process 1, :type :invoke, :f :read, :value nil}
+        {:process 1, :type :ok, :f :read, :value 1}
+        """
+        let found = try XCTUnwrap(failure(try verdict(.register, history)))
+        XCTAssertEqual(found.culprit?.function, .read)
+        XCTAssertTrue(found.explanation.contains(":f :read"), found.explanation)
+    }
+
+    func testConcurrentOperationsMayTakeEffectInEitherOrder() throws {
+        // The read overlaps the write: seeing the old or the new value are both fine.
+        for seen in ["nil", "5"] {
+            let history = """
+            {:process 0, :type :invoke, :f :write, :value 5}
+            {:process 1, :type :invoke, :f :read, :value nil}
+            {:process 1, :type :ok, :f :read, :value \(seen)}
+            {:process 0, :type :ok, :f :write, :value 5}
+            """
+            XCTAssertTrue(isLinearizable(try verdict(.register, history)), "read \(seen)")
+        }
+    }
+
+    func testALostWriteIsNotLinearizable() throws {
+        // A write of 3 was acknowledged, then every later read sees the older 2.
+        let history = """
+        [{:process 0, :type :invoke, :f :write, :value 2}
+         {:process 0, :type :ok, :f :write, :value 2}
+         {:process 1, :type :invoke, :f :write, :value 3}
+         {:process 1, :type :ok, :f :write, :value 3}
+         {:process 2, :type :invoke, :f :read, :value nil}
+         {:process 2, :type :ok, :f :read, :value 2}]
+        """
+        XCTAssertNotNil(failure(try verdict(.cas_or_register, history)))
+    }
+
+    func testSplitBrainReadsAreNotLinearizable() throws {
+        // Two leaders accept different writes; clients then read both values, alternating.
+        let history = """
+        {:process 0, :type :invoke, :f :write, :value 1}
+        {:process 0, :type :ok, :f :write, :value 1}
+        {:process 1, :type :invoke, :f :write, :value 2}
+        {:process 1, :type :ok, :f :write, :value 2}
+        {:process 2, :type :invoke, :f :read, :value nil}
+        {:process 2, :type :ok, :f :read, :value 2}
+        {:process 3, :type :invoke, :f :read, :value nil}
+        {:process 3, :type :ok, :f :read, :value 1}
+        """
+        XCTAssertNotNil(failure(try verdict(.register, history)))
+    }
+
+    func testAnIndeterminateWriteMayOrMayNotHaveHappened() throws {
+        let happened = """
+        {:process 0, :type :invoke, :f :write, :value 7}
+        {:process 0, :type :info, :f :write, :value 7}
+        {:process 1, :type :invoke, :f :read, :value nil}
+        {:process 1, :type :ok, :f :read, :value 7}
+        """
+        XCTAssertTrue(isLinearizable(try verdict(.register, happened)))
+        let didNot = happened.replacingOccurrences(of: ":ok, :f :read, :value 7", with: ":ok, :f :read, :value nil")
+        XCTAssertTrue(isLinearizable(try verdict(.register, didNot)))
+        // An invocation that never completed is indeterminate too.
+        let unanswered = """
+        {:process 0, :type :invoke, :f :write, :value 7}
+        {:process 1, :type :invoke, :f :read, :value nil}
+        {:process 1, :type :ok, :f :read, :value 7}
+        """
+        XCTAssertTrue(isLinearizable(try verdict(.register, unanswered)))
+    }
+
+    func testAFailedWriteDidNotHappen() throws {
+        let history = """
+        {:process 0, :type :invoke, :f :write, :value 7}
+        {:process 0, :type :fail, :f :write, :value 7}
+        {:process 1, :type :invoke, :f :read, :value nil}
+        {:process 1, :type :ok, :f :read, :value 7}
+        """
+        XCTAssertNotNil(failure(try verdict(.register, history)), "a read cannot see a write that failed")
+    }
+
+    func testCompareAndSet() throws {
+        let good = """
+        {:process 0, :type :invoke, :f :write, :value 1}
+        {:process 0, :type :ok, :f :write, :value 1}
+        {:process 1, :type :invoke, :f :cas, :value [1 2]}
+        {:process 1, :type :ok, :f :cas, :value [1 2]}
+        {:process 0, :type :invoke, :f :read, :value nil}
+        {:process 0, :type :ok, :f :read, :value 2}
+        """
+        XCTAssertTrue(isLinearizable(try verdict(.casRegister, good)))
+        let bad = good.replacingOccurrences(of: "[1 2]", with: "[5 2]")
+        XCTAssertNotNil(failure(try verdict(.casRegister, bad)), "cas from 5 cannot succeed on 1")
+    }
+
+    func testKeysAreCheckedIndependentlyAndTheFailingKeyIsNamed() throws {
+        let history = """
+        {:process 0, :type :invoke, :f :write, :value [:x 1]}
+        {:process 0, :type :ok, :f :write, :value [:x 1]}
+        {:process 1, :type :invoke, :f :write, :value [:y 1]}
+        {:process 1, :type :ok, :f :write, :value [:y 1]}
+        {:process 1, :type :invoke, :f :read, :value [:y nil]}
+        {:process 1, :type :ok, :f :read, :value [:y 9]}
+        {:process 0, :type :invoke, :f :read, :value [:x nil]}
+        {:process 0, :type :ok, :f :read, :value [:x 1]}
+        """
+        let found = try XCTUnwrap(failure(try verdict(.kv, history)))
+        XCTAssertEqual(found.key, .keyword("y"))
+        XCTAssertEqual(found.operations.count, 2)
+    }
+
+    func testSetAndCounterModels() throws {
+        let set = """
+        {"process": 0, "type": "invoke", "f": "add", "value": 1}
+        {"process": 0, "type": "ok", "f": "add", "value": 1}
+        {"process": 1, "type": "invoke", "f": "add", "value": 2}
+        {"process": 1, "type": "ok", "f": "add", "value": 2}
+        {"process": 2, "type": "invoke", "f": "read", "value": null}
+        {"process": 2, "type": "ok", "f": "read", "value": [2, 1]}
+        """
+        XCTAssertTrue(isLinearizable(try verdict(.set, set)))
+        XCTAssertNotNil(failure(try verdict(.set, set.replacingOccurrences(of: "[2, 1]", with: "[2]"))), "a lost add")
+        let counter = """
+        {:process 0, :type :invoke, :f :add, :value 5}
+        {:process 1, :type :invoke, :f :add, :value 3}
+        {:process 0, :type :ok, :f :add, :value 5}
+        {:process 1, :type :ok, :f :add, :value 3}
+        {:process 2, :type :invoke, :f :read}
+        {:process 2, :type :ok, :f :read, :value 8}
+        """
+        XCTAssertTrue(isLinearizable(try verdict(.counter, counter)))
+        XCTAssertNotNil(failure(try verdict(.counter, counter.replacingOccurrences(of: ":value 8", with: ":value 5"))))
+    }
+
+    func testMalformedHistoriesAreErrorsWithLineNumbers() {
+        for (text, line) in [("{:process 0, :type :invoke, :f :write, :value 1", 1),
+                             ("{:process 0, :type :invoke, :f :write, :value 1}\n{:process 0, :type :ok, :f :read, :value 1}", 2),
+                             ("{:process 0, :type :ok, :f :write, :value 1}", 1),
+                             ("{:process 0, :type :launch, :f :write}", 1),
+                             ("\n\n{:process 0 :type}", 3)] {
+            XCTAssertThrowsError(try HistoryModel.register.operations(from: text), text) { error in
+                XCTAssertEqual((error as? HistoryError)?.line, line, "\(text): \(error)")
+            }
+        }
+    }
+
+    func testGeneratedHistoriesAreJudgedCorrectlyAndQuickly() {
+        let generator = HistoryGenerator(clients: 10, keys: 10, operations: 2_000, seed: 4)
+        XCTAssertTrue(isLinearizable(HistoryModel.kv.check(generator.generate(violation: false))))
+        XCTAssertNotNil(failure(HistoryModel.kv.check(generator.generate(violation: true))))
+    }
+
+    func testABudgetTooSmallAnswersUnknown() {
+        let operations = HistoryGenerator(clients: 10, keys: 1, operations: 300, seed: 2).generate(violation: false)
+        if case .unknown = HistoryModel.kv.check(operations, checker: LinearizabilityChecker(maxSteps: 50)) {} else {
+            XCTFail("expected unknown")
+        }
+    }
+}
+
+extension HistoryModel {
+    /// The lost-write example holds for plain and compare-and-set registers alike.
+    static let cas_or_register = HistoryModel.casRegister
+}

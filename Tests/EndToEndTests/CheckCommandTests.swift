@@ -1,0 +1,41 @@
+import Foundation
+import XCTest
+
+final class CheckCommandTests: XCTestCase {
+    func testCheckExitCodesFollowTheVerdict() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func file(_ name: String, _ text: String) throws -> String {
+            let path = directory.appendingPathComponent(name).path
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            return path
+        }
+        let good = try file("good.edn", """
+        {:process 0, :type :invoke, :f :write, :value 1}
+        {:process 0, :type :ok, :f :write, :value 1}
+        {:process 1, :type :invoke, :f :read, :value nil}
+        {:process 1, :type :ok, :f :read, :value 1}
+        """)
+        let stale = try file("stale.edn", """
+        {:process 0, :type :invoke, :f :write, :value 1}
+        {:process 0, :type :ok, :f :write, :value 1}
+        {:process 0, :type :invoke, :f :write, :value 2}
+        {:process 0, :type :ok, :f :write, :value 2}
+        {:process 1, :type :invoke, :f :read, :value nil}
+        {:process 1, :type :ok, :f :read, :value 1}
+        """)
+        let broken = try file("broken.edn", "{:process 0, :type :invoke, :f :write")
+        XCTAssertEqual(try CLI.run(["check", "--model", "register", good]).status, 0)
+        let bad = try CLI.run(["check", "--model", "register", stale])
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.stdout.contains("NOT linearizable"), bad.stdout)
+        XCTAssertTrue(bad.stdout.contains("smallest failing partition"), bad.stdout)
+        let json = try CLI.run(["check", "--model", "register", stale, "--json"])
+        XCTAssertEqual(try jsonObject(json.stdout)["verdict"] as? String, "not-linearizable")
+        let unreadable = try CLI.run(["check", "--model", "register", broken])
+        XCTAssertEqual(unreadable.status, 65)
+        XCTAssertTrue(unreadable.stderr.contains("broken.edn"), unreadable.stderr)
+        XCTAssertEqual(try CLI.run(["check", "--model", "register", directory.appendingPathComponent("missing.edn").path]).status, 65)
+        XCTAssertEqual(try CLI.run(["check", "--model", "nonsense", good]).status, 64)
+    }
+}
