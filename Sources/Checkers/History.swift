@@ -71,7 +71,7 @@ public struct HistoryError: Error, CustomStringConvertible, Equatable {
 }
 
 /// The raw entries of a history, before invocations are paired with completions.
-public struct HistoryEntry: Sendable {
+public struct RawHistoryEntry: Sendable {
     public enum Kind: String, Sendable { case invoke, ok, fail, info }
     public var process: Int?
     public var kind: Kind
@@ -85,8 +85,8 @@ public enum History {
     /// Pairs each invocation with its process's next completion. `:fail` operations did not
     /// happen and are dropped; `:info` and unanswered invocations are indeterminate.
     /// Entries of non-client processes (the nemesis) are ignored.
-    public static func operations(_ entries: [HistoryEntry], independentKeys: Bool) throws -> [HistoryOperation] {
-        var pending: [Int: (entry: HistoryEntry, position: Int)] = [:]
+    public static func operations(_ entries: [RawHistoryEntry], independentKeys: Bool) throws -> [HistoryOperation] {
+        var pending: [Int: (entry: RawHistoryEntry, position: Int)] = [:]
         var operations: [HistoryOperation] = []
         var slots: [Int: Int] = [:]  // process → index in operations of its open operation
         for (position, entry) in entries.enumerated() {

@@ -3,7 +3,7 @@ import Foundation
 /// Reads client histories: Jepsen's EDN (one map per line, or a vector of maps) and JSON lines
 /// with the same fields (`process`, `type`, `f`, `value`, optional `key`).
 public enum HistoryParser {
-    public static func parse(_ text: String) throws -> [HistoryEntry] {
+    public static func parse(_ text: String) throws -> [RawHistoryEntry] {
         let trimmed = text.drop { $0.isWhitespace }
         if trimmed.first == "{" && trimmed.dropFirst().drop(while: { $0.isWhitespace }).first == "\"" {
             return try parseJSONLines(text)
@@ -13,9 +13,9 @@ public enum HistoryParser {
 
     // MARK: EDN
 
-    public static func parseEDN(_ text: String) throws -> [HistoryEntry] {
+    public static func parseEDN(_ text: String) throws -> [RawHistoryEntry] {
         var reader = EDNReader(Array(text.utf8))
-        var entries: [HistoryEntry] = []
+        var entries: [RawHistoryEntry] = []
         while let (form, line) = try reader.nextForm() {
             switch form {
             case .map:
@@ -29,7 +29,7 @@ public enum HistoryParser {
         return entries
     }
 
-    static func entry(from form: EDNForm, line: Int) throws -> HistoryEntry {
+    static func entry(from form: EDNForm, line: Int) throws -> RawHistoryEntry {
         guard case .map(let pairs) = form else {
             throw HistoryError(message: "expected an operation map, found \(form.kind)", line: line)
         }
@@ -44,7 +44,7 @@ public enum HistoryParser {
         case nil: throw HistoryError(message: "operation has no :process", line: line)
         default: throw HistoryError(message: ":process must be an integer or a keyword", line: line)
         }
-        guard case .keyword(let type)? = fields["type"], let kind = HistoryEntry.Kind(rawValue: type) else {
+        guard case .keyword(let type)? = fields["type"], let kind = RawHistoryEntry.Kind(rawValue: type) else {
             throw HistoryError(message: ":type must be :invoke, :ok, :fail or :info", line: line)
         }
         let function: String
@@ -54,13 +54,13 @@ public enum HistoryParser {
         }
         let value = try fields["value"].map { try $0.value(line: line) } ?? .none
         let key = try fields["key"].map { try $0.value(line: line) }
-        return HistoryEntry(process: process, kind: kind, function: function, value: value, key: key, line: line)
+        return RawHistoryEntry(process: process, kind: kind, function: function, value: value, key: key, line: line)
     }
 
     // MARK: JSON lines
 
-    public static func parseJSONLines(_ text: String) throws -> [HistoryEntry] {
-        var entries: [HistoryEntry] = []
+    public static func parseJSONLines(_ text: String) throws -> [RawHistoryEntry] {
+        var entries: [RawHistoryEntry] = []
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }
@@ -71,13 +71,13 @@ public enum HistoryParser {
             if let number = object["process"] as? Int { process = number }
             else if object["process"] is String { process = nil }
             else { throw HistoryError(message: "\"process\" must be an integer or a string", line: index + 1) }
-            guard let type = object["type"] as? String, let kind = HistoryEntry.Kind(rawValue: type) else {
+            guard let type = object["type"] as? String, let kind = RawHistoryEntry.Kind(rawValue: type) else {
                 throw HistoryError(message: "\"type\" must be invoke, ok, fail or info", line: index + 1)
             }
             guard let function = object["f"] as? String else { throw HistoryError(message: "operation has no \"f\"", line: index + 1) }
             let value = try jsonValue(object["value"], line: index + 1)
             let key = object["key"].map { try? jsonValue($0, line: index + 1) } ?? nil
-            entries.append(HistoryEntry(process: process, kind: kind, function: function, value: value, key: key, line: index + 1))
+            entries.append(RawHistoryEntry(process: process, kind: kind, function: function, value: value, key: key, line: index + 1))
         }
         return entries
     }

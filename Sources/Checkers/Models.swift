@@ -27,8 +27,8 @@ public struct RegisterModel: Model {
 /// A register with compare-and-set: `:cas [expected new]`.
 public struct CASRegisterModel: Model {
     public let name = "cas-register"
-    public let initial: Value = .none
-    public init() {}
+    public let initial: Value
+    public init(initial: Value = .none) { self.initial = initial }
     public func step(_ state: Value, _ operation: HistoryOperation) -> Value? {
         switch operation.function {
         case .write: return operation.input

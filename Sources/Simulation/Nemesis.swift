@@ -9,6 +9,10 @@ struct NemesisState {
     var active: [ActiveFault] = []
     var nextFaultID: UInt64 = 1
     var injecting = true
+    /// Nodes whose disks took lasting damage (torn or misdirected writes), in the order damaged.
+    /// Such faults never reach more nodes than the blast radius over the whole run, so a system
+    /// that replicates its data can always recover.
+    var damagedDisks: [NodeID] = []
 
     init(configuration: NemesisConfiguration) {
         self.configuration = configuration
@@ -88,8 +92,13 @@ extension Simulator {
             pick -= fault.weight
         }
         let span = nemesis.configuration.faultMaxNanoseconds - nemesis.configuration.faultMinNanoseconds
-        let duration = nemesis.configuration.faultMinNanoseconds
+        var duration = nemesis.configuration.faultMinNanoseconds
             + decide(stream: stream, tag: DecisionTag.nemesisDuration, below: span / 1_000_000 + 1) * 1_000_000
+        // A quarter of the faults are blips of 1–50 ms: a crash that restarts at once, a brief
+        // partition. Races between a fault and a protocol step live there.
+        if decide(stream: stream, tag: DecisionTag.nemesisDuration, below: 4) == 0 {
+            duration = (1 + decide(stream: stream, tag: DecisionTag.nemesisDuration, below: 50)) * 1_000_000
+        }
         if let fault = inject(kind) {
             statistics.faultsInjected += 1
             nemesis.active.append(fault)
@@ -102,6 +111,11 @@ extension Simulator {
     func drawNodes(_ count: Int, from candidates: [NodeID]) -> [NodeID] {
         var pool = candidates
         var chosen: [NodeID] = []
+        // Half the time, aim the first pick at a node in a special role (a leader).
+        if count > 0, let primary = pool.firstIndex(where: { slots[Int($0)].node?.isPrimary == true }),
+           decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisTarget, below: 2) == 0 {
+            chosen.append(pool.remove(at: primary))
+        }
         while chosen.count < count && !pool.isEmpty {
             let index = Int(decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisTarget, below: UInt64(pool.count)))
             chosen.append(pool.remove(at: index))
@@ -125,6 +139,14 @@ extension Simulator {
         Array((kind.rawValue + (detail.isEmpty ? "" : " " + detail)).utf8)
     }
 
+    func mayDamageDisk(of node: NodeID) -> Bool {
+        nemesis.damagedDisks.contains(node) || nemesis.damagedDisks.count < blastRadius
+    }
+
+    func noteDiskDamage(_ node: NodeID) {
+        if !nemesis.damagedDisks.contains(node) { nemesis.damagedDisks.append(node) }
+    }
+
     /// Applies a fault now; nil when it could not apply (nothing to touch).
     func inject(_ kind: FaultKind) -> ActiveFault? {
         var fault = ActiveFault(id: nemesis.nextFaultID, kind: kind, nodes: [])
@@ -133,8 +155,12 @@ extension Simulator {
         switch kind {
         case .crash, .crashTorn:
             fault.nodes = nodesForNodeFault()
+            if kind == .crashTorn { fault.nodes = fault.nodes.filter { mayDamageDisk(of: $0) } }
             guard !fault.nodes.isEmpty else { return nil }
-            for node in fault.nodes { crash(node, torn: kind == .crashTorn) }
+            for node in fault.nodes {
+                if kind == .crashTorn { noteDiskDamage(node) }
+                crash(node, torn: kind == .crashTorn)
+            }
         case .pause:
             fault.nodes = nodesForNodeFault()
             guard !fault.nodes.isEmpty else { return nil }
@@ -217,7 +243,10 @@ extension Simulator {
         case .memoryPressure, .cpuStarvation, .storageFull, .diskReadErrors, .diskWriteErrors, .diskCorruption, .misdirectedWrites:
             let count = 1 + Int(decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: UInt64(blastRadius)))
             fault.nodes = drawNodes(count, from: allNodes)
+            if kind == .misdirectedWrites { fault.nodes = fault.nodes.filter { mayDamageDisk(of: $0) } }
+            guard !fault.nodes.isEmpty else { return nil }
             for node in fault.nodes {
+                if kind == .misdirectedWrites { noteDiskDamage(node) }
                 let slot = slots[Int(node)]
                 var detail = ""
                 switch kind {

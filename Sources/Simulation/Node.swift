@@ -138,9 +138,13 @@ public protocol Node: AnyObject {
     func request(_ request: ClientRequest, _ context: NodeContext)
     /// A digest of the node's state, stable across processes: replay compares it.
     func stateDigest() -> UInt64
+    /// Whether the node holds a special role now (a leader, a primary). The nemesis aims at such
+    /// nodes half the time, as the faults that matter most tend to hit them.
+    var isPrimary: Bool { get }
 }
 
 extension Node {
+    public var isPrimary: Bool { false }
     public func timer(_ tag: UInt32, _ context: NodeContext) {}
     public func request(_ request: ClientRequest, _ context: NodeContext) {
         context.reply(to: request, .fail)

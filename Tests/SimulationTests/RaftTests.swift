@@ -1,0 +1,43 @@
+import Foundation
+import Simulation
+import Systems
+import XCTest
+
+final class RaftTests: XCTestCase {
+    private func configuration(seed: UInt64, suite: Suite, bug: String? = nil) -> SimulationConfiguration {
+        var configuration = SimulationConfiguration()
+        configuration.system = RaftSystem.name
+        configuration.bug = bug
+        configuration.seed = seed
+        configuration.nemesis.suite = suite
+        return configuration
+    }
+
+    private func run(_ configuration: SimulationConfiguration) -> SimulationResult {
+        Simulator(configuration: configuration, system: RaftSystem(configuration: configuration), recorder: nil).run()
+    }
+
+    func testACorrectRaftPassesEverySuiteAndServesClients() {
+        for suite in [Suite.none, .nodes, .network, .resources, .distributed] {
+            for seed: UInt64 in 1...3 {
+                let result = run(configuration(seed: seed, suite: suite))
+                XCTAssertEqual(result.verdict, .pass, "\(suite) seed \(seed): \(result.violation?.description ?? "")")
+                XCTAssertGreaterThan(result.statistics.requestsOk, 50, "\(suite) seed \(seed): the cluster served clients")
+            }
+        }
+    }
+
+    func testTheStaleReadBugIsFoundUnderPartitions() {
+        let result = run(configuration(seed: 4, suite: .network, bug: "raft.stale-read"))
+        XCTAssertEqual(result.verdict, .fail)
+        XCTAssertEqual(result.violation?.checker, "linearizability")
+        XCTAssertEqual(result.violation?.kind, "not-linearizable")
+        XCTAssertFalse(result.violation?.events.isEmpty ?? true)
+    }
+
+    func testTheSameSeedReplaysTheSameRaftRun() {
+        let first = run(configuration(seed: 9, suite: .distributed))
+        let second = run(configuration(seed: 9, suite: .distributed))
+        XCTAssertEqual(first.digest, second.digest)
+    }
+}
