@@ -535,8 +535,12 @@ public final class Simulator {
 
     // MARK: - Clients
 
+    /// Clients stop issuing operations for the last fifth of the liveness phase, so replicas can
+    /// quiesce before the final checks.
+    var quietFrom: UInt64 { configuration.endNanoseconds - configuration.livenessNanoseconds / 5 }
+
     private func issueOperation(client: UInt32) {
-        guard !stopped, Int(client) < clientBusy.count, !clientBusy[Int(client)] else { return }
+        guard !stopped, Int(client) < clientBusy.count, !clientBusy[Int(client)], time < quietFrom else { return }
         let operation = system.nextOperation(client: client) { bound in
             self.decide(stream: DecisionStream.workload, tag: DecisionTag.workloadValue, below: bound)
         }

@@ -41,3 +41,28 @@ final class RaftTests: XCTestCase {
         XCTAssertEqual(first.digest, second.digest)
     }
 }
+
+final class CRDTTests: XCTestCase {
+    private func run(seed: UInt64, suite: Suite, bug: String? = nil) -> SimulationResult {
+        var configuration = SimulationConfiguration()
+        configuration.system = CRDTSystem.name
+        configuration.bug = bug
+        configuration.seed = seed
+        configuration.nemesis.suite = suite
+        return Simulator(configuration: configuration, system: CRDTSystem(configuration: configuration), recorder: nil).run()
+    }
+
+    func testReplicasConvergeAndKeepEveryAcknowledgedUpdateUnderFaults() {
+        for suite in [Suite.none, .nodes, .network, .resources, .distributed] {
+            let result = run(seed: 2, suite: suite)
+            XCTAssertEqual(result.verdict, .pass, "\(suite): \(result.violation?.description ?? "")")
+            XCTAssertGreaterThan(result.statistics.requestsOk, 100)
+        }
+    }
+
+    func testLastWriterWinsOnARawClockLosesAnAcknowledgedUpdate() {
+        let result = run(seed: 7, suite: .distributed, bug: "crdt.lww-local-clock")
+        XCTAssertEqual(result.violation?.checker, "crdt")
+        XCTAssertEqual(result.violation?.kind, "lost-update")
+    }
+}
