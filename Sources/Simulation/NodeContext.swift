@@ -56,6 +56,8 @@ public final class NodeContext {
     public func write(_ key: String, _ value: [UInt8]) throws(DiskError) { try simulator.diskWrite(node: id, key, value) }
     public func delete(_ key: String) throws(DiskError) { try simulator.diskDelete(node: id, key) }
     public func fsync() throws(DiskError) { try simulator.diskFsync(node: id) }
+    /// Keys on the node's disk starting with `prefix`, sorted (a directory listing).
+    public func keys(prefix: String) -> [String] { simulator.diskKeys(node: id, prefix: prefix) }
     /// Bytes used and available on the node's disk.
     public var diskUsage: (used: Int, capacity: Int) { simulator.diskUsage(node: id) }
 

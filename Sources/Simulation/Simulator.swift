@@ -659,6 +659,15 @@ public final class Simulator {
         slot.disk.pending.removeAll()
     }
 
+    func diskKeys(node: NodeID, prefix: String) -> [String] {
+        let disk = slots[Int(node)].disk
+        var present = Set(disk.durable.keys.filter { $0.hasPrefix(prefix) })
+        for write in disk.pending where write.key.hasPrefix(prefix) {
+            if write.value == nil { present.remove(write.key) } else { present.insert(write.key) }
+        }
+        return present.sorted()
+    }
+
     func diskUsage(node: NodeID) -> (used: Int, capacity: Int) {
         let disk = slots[Int(node)].disk
         return (disk.usedBytes, disk.capacityBytes)

@@ -66,3 +66,28 @@ final class CRDTTests: XCTestCase {
         XCTAssertEqual(result.violation?.kind, "lost-update")
     }
 }
+
+final class BlockStoreTests: XCTestCase {
+    private func run(seed: UInt64, suite: Suite, bug: String? = nil) -> SimulationResult {
+        var configuration = SimulationConfiguration()
+        configuration.system = BlockStoreSystem.name
+        configuration.bug = bug
+        configuration.seed = seed
+        configuration.nemesis.suite = suite
+        return Simulator(configuration: configuration, system: BlockStoreSystem(configuration: configuration), recorder: nil).run()
+    }
+
+    func testNoAcknowledgedBlockIsLostUnderFaults() {
+        for suite in [Suite.none, .nodes, .network, .resources, .distributed] {
+            let result = run(seed: 3, suite: suite)
+            XCTAssertEqual(result.verdict, .pass, "\(suite): \(result.violation?.description ?? "")")
+            XCTAssertGreaterThan(result.statistics.requestsOk, 100)
+        }
+    }
+
+    func testAcknowledgingBeforeFsyncLosesBlocksInCrashes() {
+        let result = run(seed: 2, suite: .nodes, bug: "blockstore.ack-before-fsync")
+        XCTAssertEqual(result.violation?.checker, "block-durability")
+        XCTAssertEqual(result.violation?.kind, "lost-block")
+    }
+}
