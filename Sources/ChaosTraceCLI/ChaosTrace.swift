@@ -18,6 +18,7 @@ struct ChaosTrace: ParsableCommand {
             ShowCommand.self,
             VerifyCommand.self,
             BenchCommand.self,
+            StatsCommand.self,
             CheckCommand.self,
             RecordSyntheticCommand.self,
         ]

@@ -95,3 +95,28 @@ final class RunCommandTests: XCTestCase {
         }
     }
 }
+
+final class StatsCommandTests: XCTestCase {
+    func testStatsReportsResilienceMetricsAndABaseline() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = directory.appendingPathComponent("runs.trace").path
+        XCTAssertEqual(try CLI.run(["run", "--system", "raft", "--suite", "nodes", "--seed", "3", "--failure-rate", "1",
+                                    "--duration", "4", "--liveness", "2", "--store", store]).status, 0)
+        let stats = try CLI.run(["stats", "latest", "--store", store, "--json"])
+        XCTAssertEqual(stats.status, 0, stats.stderr)
+        let metrics = try jsonObject(stats.stdout)
+        XCTAssertGreaterThan(metrics["faults"] as? Int ?? 0, 0)
+        XCTAssertNotNil(metrics["mttr_ms"] as? Double)
+        XCTAssertNotNil(metrics["mtbf_ms"] as? Double)
+        let availability = try XCTUnwrap(metrics["availability"] as? Double)
+        XCTAssertTrue((0...1).contains(availability))
+        let latency = try XCTUnwrap(metrics["latency_ms"] as? [String: Any])
+        let baseline = try XCTUnwrap(metrics["baseline_latency_ms"] as? [String: Any])
+        XCTAssertLessThanOrEqual(latency["p50"] as? Double ?? 0, latency["p99"] as? Double ?? 0)
+        XCTAssertGreaterThan(baseline["count"] as? Int ?? 0, 0)
+        let text = try CLI.run(["stats", "latest", "--store", store])
+        XCTAssertTrue(text.stdout.contains("MTTR"), text.stdout)
+        XCTAssertTrue(text.stdout.contains("fault-free"), text.stdout)
+    }
+}
