@@ -17,6 +17,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.0.0"..<"5.0.0"),
     ],
     targets: [
         .systemLibrary(
@@ -36,7 +37,11 @@ let package = Package(
         ),
         .target(name: "Simulation", dependencies: ["TraceStore"], swiftSettings: hotPath),
         .target(name: "Checkers", dependencies: ["Simulation"]),
-        .target(name: "Systems", dependencies: ["Simulation", "Checkers"], swiftSettings: hotPath),
+        .target(
+            name: "Systems",
+            dependencies: ["Simulation", "Checkers", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: hotPath
+        ),
         .executableTarget(
             name: "ChaosTraceCLI",
             dependencies: [

@@ -8,6 +8,8 @@ public protocol SystemDefinition {
     static var suites: [Suite] { get }
     /// Most Byzantine nodes the system tolerates with `nodes` nodes (0 for crash-fault systems).
     static func byzantineTolerance(nodes: Int) -> Int
+    /// The clients' think time this system is run with unless told otherwise (nil: the default).
+    static var clientIntervalNanoseconds: UInt64? { get }
 
     init(configuration: SimulationConfiguration)
     /// A fresh node (at start, and at every restart after a crash).
@@ -23,6 +25,7 @@ public protocol SystemDefinition {
 extension SystemDefinition {
     public static var suites: [Suite] { [.none, .nodes, .network, .resources, .distributed] }
     public static func byzantineTolerance(nodes: Int) -> Int { 0 }
+    public static var clientIntervalNanoseconds: UInt64? { nil }
     public var byzantineMutator: ByzantineMutator? { nil }
 }
 

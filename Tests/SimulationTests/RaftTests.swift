@@ -91,3 +91,36 @@ final class BlockStoreTests: XCTestCase {
         XCTAssertEqual(result.violation?.kind, "lost-block")
     }
 }
+
+final class BFTTests: XCTestCase {
+    private func run(seed: UInt64, suite: Suite, bug: String? = nil) -> SimulationResult {
+        var configuration = SimulationConfiguration()
+        configuration.system = BFTSystem.name
+        configuration.bug = bug
+        configuration.seed = seed
+        configuration.nodes = 4
+        configuration.durationNanoseconds = 3_000_000_000
+        configuration.livenessNanoseconds = 2_000_000_000
+        configuration.clientIntervalNanoseconds = BFTSystem.clientIntervalNanoseconds!
+        configuration.nemesis.suite = suite
+        configuration.nemesis.failureRate = Ratio(1, 2)
+        if suite == .byzantine { configuration.nemesis.byzantineNodes = 1 }
+        return Simulator(configuration: configuration, system: BFTSystem(configuration: configuration), recorder: nil).run()
+    }
+
+    func testHonestNodesAgreeDespiteAByzantineNode() {
+        for suite in [Suite.none, .network, .byzantine] {
+            let result = run(seed: 5, suite: suite)
+            XCTAssertEqual(result.verdict, .pass, "\(suite): \(result.violation?.description ?? "")")
+            XCTAssertGreaterThan(result.statistics.requestsOk, 20)
+        }
+    }
+
+    func testASmallQuorumIsCaughtByTheCertificateCheck() {
+        XCTAssertEqual(run(seed: 1, suite: .byzantine, bug: "bft.small-quorum").violation?.kind, "invalid-certificate")
+    }
+
+    func testSkippingSignatureChecksLetsForgedMessagesIn() {
+        XCTAssertEqual(run(seed: 1, suite: .byzantine, bug: "bft.skip-signature-check").violation?.kind, "forged-message-accepted")
+    }
+}

@@ -119,6 +119,7 @@ struct RunCommand: ParsableCommand {
         configuration.durationNanoseconds = UInt64(duration * 1e9)
         configuration.livenessNanoseconds = UInt64(liveness * 1e9)
         configuration.clients = clients
+        if let interval = system.clientIntervalNanoseconds { configuration.clientIntervalNanoseconds = interval }
         configuration.maxEvents = maxEvents
         configuration.options = try parsedOptions()
         configuration.nemesis.suite = suite
