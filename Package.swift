@@ -37,6 +37,7 @@ let package = Package(
         ),
         .target(name: "Simulation", dependencies: ["TraceStore"], swiftSettings: hotPath),
         .target(name: "Checkers", dependencies: ["Simulation"]),
+        .target(name: "Replay", dependencies: ["Simulation", "TraceStore"]),
         .target(
             name: "Systems",
             dependencies: ["Simulation", "Checkers", .product(name: "Crypto", package: "swift-crypto")],
@@ -49,12 +50,14 @@ let package = Package(
                 "Simulation",
                 "Systems",
                 "Checkers",
+                "Replay",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]
         ),
         .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore"]),
         .testTarget(name: "CheckersTests", dependencies: ["Checkers"]),
+        .testTarget(name: "ReplayTests", dependencies: ["Replay", "Systems", "Simulation", "TraceStore"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Systems", "TraceStore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["ChaosTraceCLI", "TraceStore"]),
     ],

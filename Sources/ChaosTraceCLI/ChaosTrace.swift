@@ -14,6 +14,7 @@ struct ChaosTrace: ParsableCommand {
         version: version,
         subcommands: [
             RunCommand.self,
+            ReplayCommand.self,
             LsCommand.self,
             ShowCommand.self,
             VerifyCommand.self,

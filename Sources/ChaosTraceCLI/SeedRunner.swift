@@ -157,7 +157,8 @@ struct SeedRunner {
 
     func runInProcesses() throws -> [RunOutcome] {
         var arguments = ["run", "--json", "--store", command.storeOptions.store, "--seeds", String(command.seeds ?? 1),
-                         "--first-seed", String(command.firstSeed), "--suite", command.suite.rawValue]
+                         "--first-seed", String(command.firstSeed)]
+        if let suite = command.suite { arguments += ["--suite", suite.rawValue] }
         if let system = command.system { arguments += ["--system", system] }
         if command.noRecord { arguments.append("--no-record") }
         if command.checkDeterminism { arguments.append("--check-determinism") }

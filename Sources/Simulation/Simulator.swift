@@ -43,6 +43,8 @@ public final class Simulator {
     private let unmanagedRecorder: Unmanaged<RunRecorder>?
     private var rollingDigest = StableDigest()
     public private(set) var eventCount: UInt64 = 0
+    /// Sees every event as it is emitted (replay compares them with a recording). Set before `run`.
+    public var observer: ((EventKind, UInt64, UInt32, UInt32, UInt64, UnsafeRawBufferPointer) -> Void)?
     public internal(set) var statistics = Statistics()
     /// Client operations, in invocation order.
     public private(set) var history: [HistoryEntry] = []
@@ -155,6 +157,7 @@ public final class Simulator {
         rollingDigest.mix(UInt64(node) << 32 | UInt64(peer))
         rollingDigest.mix(id)
         if !payload.isEmpty { rollingDigest.mix(payload) }
+        if let observer { observer(kind, time, node, peer, id, payload) }
         if let unmanagedRecorder, !stopped || kind == .runEnd || kind == .violation || kind == .stateDigest {
             let failure: Error? = unmanagedRecorder._withUnsafeGuaranteedRef { recorder in
                 do {
@@ -258,6 +261,9 @@ public final class Simulator {
         if !begun { begin() }
         return finish()
     }
+
+    /// Ends the run early without a verdict of its own (a replay that diverged or reached `--until`).
+    public func stopReplay() { stop(reason: "replay stopped") }
 
     /// Whether the run has stopped (a violation, a budget, the end).
     public var isStopped: Bool { stopped }

@@ -6,6 +6,8 @@ public protocol SystemDefinition {
     static var bugs: [String] { get }
     /// Suites this system is meant to survive.
     static var suites: [Suite] { get }
+    /// The suite a run of this system uses when none is named.
+    static var defaultSuite: Suite { get }
     /// Most Byzantine nodes the system tolerates with `nodes` nodes (0 for crash-fault systems).
     static func byzantineTolerance(nodes: Int) -> Int
     /// The clients' think time this system is run with unless told otherwise (nil: the default).
@@ -24,6 +26,7 @@ public protocol SystemDefinition {
 
 extension SystemDefinition {
     public static var suites: [Suite] { [.none, .nodes, .network, .resources, .distributed] }
+    public static var defaultSuite: Suite { suites.contains(.distributed) ? .distributed : suites.last ?? .none }
     public static func byzantineTolerance(nodes: Int) -> Int { 0 }
     public static var clientIntervalNanoseconds: UInt64? { nil }
     public var byzantineMutator: ByzantineMutator? { nil }

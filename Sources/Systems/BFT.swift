@@ -14,6 +14,7 @@ public struct BFTSystem: SystemDefinition {
     public static let name = "bft"
     public static let bugs = ["bft.small-quorum", "bft.skip-signature-check"]
     public static let suites: [Suite] = [.none, .network, .byzantine]
+    public static let defaultSuite = Suite.byzantine
     let configuration: SimulationConfiguration
     let keys: BFTKeys
     let monitor: BFTMonitor

@@ -21,7 +21,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "The system under test (\(SystemRegistry.all.map { $0.name }.joined(separator: ", "))). Default: every system the suite applies to, or the one owning --bug.")
     var system: String?
     @Option(help: "Switch on a planted bug (implies its system).") var bug: String?
-    @Option(help: "The fault suite: none, nodes, network, resources, distributed, byzantine or all.") var suite: SuiteChoice = .distributed
+    @Option(help: "The fault suite: none, nodes, network, resources, distributed, byzantine or all. Default: each system's own (distributed for most, byzantine for bft).")
+    var suite: SuiteChoice?
     @Option(help: "Nodes in the cluster.") var nodes: Int = 5
     @Option(help: "Run this one seed.") var seed: UInt64?
     @Option(help: "Run this many seeds.") var seeds: Int?
@@ -102,6 +103,7 @@ struct RunCommand: ParsableCommand {
         } else {
             systems = SystemRegistry.all
         }
+        guard let suite else { return systems.map { ($0, $0.defaultSuite) } }
         let suites: [Suite] = suite == .all ? [.nodes, .network, .resources, .distributed, .byzantine] : [Suite(rawValue: suite.rawValue)!]
         var pairs: [(SystemDefinition.Type, Suite)] = []
         for suite in suites {
@@ -136,8 +138,8 @@ struct RunCommand: ParsableCommand {
         try reportingErrors {
             let pairs = matrix()
             if pairs.isEmpty {
-                let names = pairs.isEmpty ? (system ?? bug ?? "any system") : ""
-                throw CommandFailure(message: "no system runs the '\(suite.rawValue)' suite (\(names)); pick another --suite", exitCode: Exit.usage)
+                let names = system ?? bug ?? "any system"
+                throw CommandFailure(message: "no system runs the '\(suite?.rawValue ?? "")' suite (\(names)); pick another --suite", exitCode: Exit.usage)
             }
             let runner = SeedRunner(command: self, pairs: pairs)
             let outcomes = jobs > 1 && seed == nil ? try runner.runInProcesses() : try runner.runHere(seeds: seedList())

@@ -1,0 +1,245 @@
+import Foundation
+import Simulation
+import TraceStore
+
+/// Where a replay first produced something other than the recording.
+public struct Divergence: Codable, Sendable {
+    public var event: UInt64
+    public var recorded: String?
+    public var replayed: String?
+    /// Recorded events just before and after, and the replayed ones just before.
+    public var recordedContext: [String]
+    public var replayedContext: [String]
+}
+
+/// What a replay found.
+public struct ReplayReport: Codable, Sendable {
+    public var run: UInt64
+    public var identical: Bool
+    /// Events produced by the replay.
+    public var events: UInt64
+    public var recordedEvents: UInt64
+    public var recordedViolation: Violation?
+    public var violation: Violation?
+    /// The recorded violation occurred again (same checker and kind); false when there was none.
+    public var violationReproduced: Bool
+    public var firstDivergence: Divergence?
+    /// Tolerant replays: decisions taken from the recording, recorded ones never asked for, fresh ones.
+    public var matched: Int
+    public var missing: Int
+    public var new: Int
+    public var stoppedAt: UInt64?
+}
+
+/// Re-executes a recorded run from its recorded decisions and compares every event it produces
+/// with the recording.
+public final class Replayer {
+    public enum Mode { case strict, tolerant }
+
+    let store: TraceStore
+    let info: RunInfo
+    public let configuration: SimulationConfiguration
+    let recordedViolation: Violation?
+    let decisions: [Event]
+    /// For each decision, the fingerprint of the message whose send it directly followed.
+    let decisionMessages: [UInt64?]
+
+    /// Reads the run's configuration and decisions. Fails when the run was not recorded by the
+    /// simulator (no configuration at its start).
+    public init(store: TraceStore, run: UInt64) throws {
+        self.store = store
+        self.info = try store.run(run)
+        let reader = try store.reader(run: run)
+        var configuration: SimulationConfiguration?
+        var decisions: [Event] = []
+        var messages: [UInt64?] = []
+        var violation: Violation?
+        var lastSend: UInt64?
+        try reader.forEach { _, event in
+            switch event.kind {
+            case .runStart:
+                configuration = try? JSONDecoder().decode(SimulationConfiguration.self, from: Data(event.payload))
+            case .decision:
+                decisions.append(event.materialize())
+                messages.append(event.node == DecisionStream.network ? lastSend : nil)
+            case .send:
+                lastSend = Message.decode(Array(event.payload))?.fingerprint(source: event.node, target: event.peer)
+            case .drop, .duplicate:
+                break
+            case .violation:
+                violation = try? JSONDecoder().decode(Violation.self, from: Data(event.payload))
+                lastSend = nil
+            default:
+                lastSend = nil
+            }
+            return true
+        }
+        guard let configuration else {
+            throw TraceStoreError.corruptRun(path: store.path, run: run, reason: "it has no simulation configuration at its start, so it cannot be replayed")
+        }
+        self.configuration = configuration
+        self.decisions = decisions
+        self.decisionMessages = messages
+        self.recordedViolation = violation
+    }
+
+    /// Replays with `system` (built for `configuration`, possibly with changed code or a bug
+    /// switched off). In strict mode the first event that differs ends the replay; in tolerant
+    /// mode recorded decisions are matched to the new execution and it runs to the end.
+    public func replay(system: SystemDefinition, configuration override: SimulationConfiguration? = nil,
+                       mode: Mode = .strict, until: UInt64? = nil, recorder: RunRecorder? = nil) throws -> ReplayReport {
+        let configuration = override ?? self.configuration
+        let simulator = Simulator(configuration: configuration, system: system, recorder: recorder)
+        let cursor = RunCursor(reader: try store.reader(run: info.id))
+        var report = ReplayReport(run: info.id, identical: true, events: 0, recordedEvents: info.eventCount,
+                                  recordedViolation: recordedViolation, violation: nil, violationReproduced: false,
+                                  firstDivergence: nil, matched: 0, missing: 0, new: 0, stoppedAt: nil)
+        var recent: [NumberedEvent] = []
+        var failure: Error?
+        var halted = false
+        switch mode {
+        case .strict:
+            let feed = StrictFeed(decisions)
+            simulator.setDecisionFeed(feed)
+            simulator.observer = { [unowned simulator] kind, time, node, peer, id, payload in
+                guard report.firstDivergence == nil, failure == nil, !halted else { return }
+                let produced = Event(kind: kind, time: time, node: node, peer: peer, id: id, payload: Array(payload))
+                let number = simulator.eventCount - 1
+                recent.append(NumberedEvent(number: number, event: produced))
+                if recent.count > 4 { recent.removeFirst() }
+                let recorded: Event?
+                do { recorded = try cursor.next() } catch { failure = error; return }
+                if recorded != produced {
+                    report.identical = false
+                    report.firstDivergence = Divergence(event: number, recorded: recorded.map { Self.describe(number, $0) },
+                                                        replayed: Self.describe(number, produced), recordedContext: [],
+                                                        replayedContext: recent.dropLast().map { Self.describe($0.number, $0.event) })
+                    halted = true
+                    simulator.stopReplay()
+                }
+                if let until, number >= until {
+                    halted = true
+                    simulator.stopReplay()
+                }
+            }
+            let result = simulator.run()
+            if let failure { throw failure }
+            report.events = result.events
+            report.violation = result.violation
+            report.matched = feed.position
+            if let divergence = report.firstDivergence {
+                let low = divergence.event >= 3 ? divergence.event - 3 : 0
+                report.firstDivergence!.recordedContext = try store.reader(run: info.id).events(low..<divergence.event + 4)
+                    .map { Self.describe($0.number, $0.event) }
+            } else if let until, until < info.eventCount {
+                report.stoppedAt = until
+            } else if result.events != info.eventCount {
+                // The replay ended before or after the recording did.
+                report.identical = false
+                let number = min(result.events, info.eventCount)
+                let recorded = try store.reader(run: info.id).event(at: number)
+                report.firstDivergence = Divergence(event: number, recorded: recorded.map { Self.describe(number, $0) },
+                                                    replayed: number < result.events ? "(an event)" : "(the replay ended)",
+                                                    recordedContext: [], replayedContext: recent.map { Self.describe($0.number, $0.event) })
+            }
+        case .tolerant:
+            let feed = TolerantFeed(decisions, messages: decisionMessages)
+            simulator.setDecisionFeed(feed)
+            simulator.observer = { kind, _, node, peer, _, payload in
+                if kind == .send, let message = Message.decode(Array(payload)) {
+                    feed.currentMessage = message.fingerprint(source: node, target: peer)
+                } else if kind != .decision && kind != .drop && kind != .duplicate {
+                    feed.currentMessage = nil
+                }
+            }
+            let result = simulator.run()
+            report.events = result.events
+            report.violation = result.violation
+            report.identical = result.events == info.eventCount && feed.new == 0 && feed.remaining == 0
+            report.matched = feed.matched
+            report.new = feed.new
+            report.missing = feed.remaining
+        }
+        if let recordedViolation, let violation = report.violation {
+            report.violationReproduced = recordedViolation.checker == violation.checker && recordedViolation.kind == violation.kind
+        }
+        return report
+    }
+
+    static func describe(_ number: UInt64, _ event: Event) -> String {
+        var text = "#\(number) t=\(event.time) \(event.kind.name) node \(event.node) peer \(event.peer) id \(event.id)"
+        if !event.payload.isEmpty {
+            let printable = event.payload.allSatisfy { $0 >= 32 && $0 < 127 }
+            text += printable ? " \"\(String(decoding: event.payload.prefix(80), as: UTF8.self))\""
+                : " [" + event.payload.prefix(24).map { String(format: "%02x", $0) }.joined() + "]"
+        }
+        return text
+    }
+}
+
+/// Hands out the recorded decisions in order; a decision of another stream or tag than the one
+/// asked for means the replay has diverged.
+final class StrictFeed: DecisionFeed {
+    let decisions: [Event]
+    var position = 0
+
+    init(_ decisions: [Event]) { self.decisions = decisions }
+
+    func next(stream: UInt32, tag: UInt32, bound: UInt64) -> UInt64? {
+        guard position < decisions.count else { return nil }
+        let decision = decisions[position]
+        guard decision.node == stream && decision.peer == tag else { return nil }
+        position += 1
+        return decision.id
+    }
+}
+
+/// Matches recorded decisions to a changed execution: network decisions follow the message they
+/// were drawn for (by fingerprint), the others their stream and tag in order. What the recording
+/// lacks is drawn afresh.
+final class TolerantFeed: DecisionFeed {
+    private var byMessage: [UInt64: [(tag: UInt32, value: UInt64)]] = [:]
+    private var byStream: [UInt64: [UInt64]] = [:]
+    private var streamPositions: [UInt64: Int] = [:]
+    var currentMessage: UInt64?
+    var matched = 0
+    var new = 0
+    private var total = 0
+
+    init(_ decisions: [Event], messages: [UInt64?]) {
+        for (index, decision) in decisions.enumerated() {
+            total += 1
+            if let message = messages[index] {
+                byMessage[message, default: []].append((decision.peer, decision.id))
+            } else {
+                byStream[UInt64(decision.node) << 32 | UInt64(decision.peer), default: []].append(decision.id)
+            }
+        }
+    }
+
+    var remaining: Int { total - matched }
+
+    func next(stream: UInt32, tag: UInt32, bound: UInt64) -> UInt64? {
+        if stream == DecisionStream.network, let message = currentMessage, var queue = byMessage[message],
+           let index = queue.firstIndex(where: { $0.tag == tag }) {
+            let value = queue.remove(at: index).value
+            byMessage[message] = queue
+            if value < bound {
+                matched += 1
+                return value
+            }
+        } else if stream != DecisionStream.network {
+            let key = UInt64(stream) << 32 | UInt64(tag)
+            let position = streamPositions[key, default: 0]
+            if let queue = byStream[key], position < queue.count {
+                streamPositions[key] = position + 1
+                if queue[position] < bound {
+                    matched += 1
+                    return queue[position]
+                }
+            }
+        }
+        new += 1
+        return nil
+    }
+}
