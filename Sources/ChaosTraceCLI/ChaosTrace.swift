@@ -16,6 +16,8 @@ struct ChaosTrace: ParsableCommand {
             RunCommand.self,
             ReplayCommand.self,
             LsCommand.self,
+            ExportCommand.self,
+            DiffCommand.self,
             ShowCommand.self,
             VerifyCommand.self,
             BenchCommand.self,

@@ -47,8 +47,20 @@ func reportingErrors(_ body: () throws -> Void) throws {
 /// Buffered standard output: printing millions of lines through `print` is slow.
 final class Output {
     private var buffer: [UInt8] = []
+    private let descriptor: Int32
+    /// False once a write failed.
+    private(set) var ok = true
 
-    init() { buffer.reserveCapacity(1 << 16) }
+    /// Standard output, or the file at `path` (created or truncated).
+    init(path: String? = nil) {
+        buffer.reserveCapacity(1 << 16)
+        if let path {
+            descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            if descriptor < 0 { ok = false }
+        } else {
+            descriptor = 1
+        }
+    }
 
     func write(_ text: String) {
         buffer.append(contentsOf: text.utf8)
@@ -61,19 +73,25 @@ final class Output {
     }
 
     func flush() {
-        guard !buffer.isEmpty else { return }
+        guard !buffer.isEmpty, descriptor >= 0 else { return }
         buffer.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
-                let written = Foundation.write(1, raw.baseAddress! + offset, raw.count - offset)
-                if written <= 0 { break }
+                let written = Foundation.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
+                if written <= 0 {
+                    ok = false
+                    break
+                }
                 offset += written
             }
         }
         buffer.removeAll(keepingCapacity: true)
     }
 
-    deinit { flush() }
+    deinit {
+        flush()
+        if descriptor > 2 { close(descriptor) }
+    }
 }
 
 /// JSON helpers with a stable key order.

@@ -9,7 +9,15 @@ public protocol Model: Sendable {
     func describe(_ state: State) -> String
 }
 
-/// A read/write register (reads of nil match anything).
+/// Whether a read that returned `output` is consistent with `state`: nil matches anything (the
+/// value is unknown), `:absent` matches only a register never written.
+func readMatches(_ output: Value, _ state: Value) -> Bool {
+    if output == .none { return true }
+    if output == .keyword("absent") { return state == .none }
+    return output == state
+}
+
+/// A read/write register (reads of nil match anything; `:absent` means never written).
 public struct RegisterModel: Model {
     public let name = "register"
     public let initial: Value = .none
@@ -17,7 +25,7 @@ public struct RegisterModel: Model {
     public func step(_ state: Value, _ operation: HistoryOperation) -> Value? {
         switch operation.function {
         case .write: operation.input
-        case .read: operation.output == .none || operation.output == state ? state : nil
+        case .read: readMatches(operation.output, state) ? state : nil
         case .cas, .add: nil
         }
     }
@@ -32,7 +40,7 @@ public struct CASRegisterModel: Model {
     public func step(_ state: Value, _ operation: HistoryOperation) -> Value? {
         switch operation.function {
         case .write: return operation.input
-        case .read: return operation.output == .none || operation.output == state ? state : nil
+        case .read: return readMatches(operation.output, state) ? state : nil
         case .cas:
             guard let pair = operation.input.list, pair.count == 2 else { return nil }
             return state == pair[0] ? pair[1] : nil

@@ -39,7 +39,7 @@ public enum SimulationHistory {
 }
 
 /// Checks a run's client history for linearizability against a key-value store of
-/// compare-and-set registers, each key starting `absent`.
+/// compare-and-set registers, each key starting unwritten (reads of it are `:absent`).
 public final class LinearizabilityRunChecker: Checker {
     public let name = "linearizability"
     let maxSteps: Int
@@ -48,7 +48,7 @@ public final class LinearizabilityRunChecker: Checker {
 
     public func finish(_ simulation: Simulator) -> Violation? {
         let operations = SimulationHistory.operations(simulation.history)
-        let verdict = LinearizabilityChecker(maxSteps: maxSteps).check(operations, model: CASRegisterModel(initial: .keyword("absent")))
+        let verdict = LinearizabilityChecker(maxSteps: maxSteps).check(operations, model: CASRegisterModel())
         switch verdict {
         case .linearizable, .unknown:
             return nil

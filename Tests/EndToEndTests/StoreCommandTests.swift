@@ -92,7 +92,7 @@ final class StoreCommandTests: XCTestCase {
         XCTAssertEqual(bench.status, 0, bench.stderr)
         let figures = try jsonObject(bench.stdout)
         for key in ["store_write_events_per_s", "trace_bytes_per_event", "jsonl_zstd_bytes_per_event", "decode_events_per_s", "seek_ms_p99",
-                    "sim_events_per_s_recording", "sim_events_per_s_no_recording", "recording_overhead", "lin_check_seconds"] {
+                    "sim_events_per_s_recording", "sim_events_per_s_no_recording", "recording_overhead", "lin_check_seconds", "replay_speed_ratio"] {
             let value = try XCTUnwrap(figures[key] as? Double, "missing \(key)")
             XCTAssertGreaterThan(value, 0, key)
         }

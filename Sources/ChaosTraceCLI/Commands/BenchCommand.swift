@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Checkers
+import Replay
 import Simulation
 import Systems
 import TraceStore
@@ -239,6 +240,34 @@ struct SimulatorBench {
         figures.add("sim_events_per_s_no_recording", median(plainRates), unit: "events/s")
         figures.add("recording_overhead", median(ratios), unit: "×", target: "≤ 1.15")
         figures.add("sim_trace_bytes_per_event", Double(storedBytes) / Double(events), unit: "bytes", target: "≤ 4")
+
+        // Replay from decisions against the original run, same run, best of three each.
+        let recorder = try store.beginRun(seed: configuration.seed, configuration: "{\"bench\":\"replay\"}", toolVersion: ChaosTrace.version)
+        var bestOriginal = Double.infinity
+        var bestReplay = Double.infinity
+        var replayed: UInt64 = 0
+        var original: UInt64 = 0
+        var recorderUsed = false
+        for _ in 0..<3 {
+            let elapsed = seconds(clock.measure {
+                let result = Simulator(configuration: configuration, system: EchoSystem(configuration: configuration),
+                                       recorder: recorderUsed ? nil : recorder).run()
+                original = result.events
+            })
+            recorderUsed = true
+            bestOriginal = min(bestOriginal, elapsed)
+        }
+        let replayer = try Replayer(store: store, run: recorder.runID)
+        for _ in 0..<3 {
+            var report: ReplayReport?
+            let elapsed = try seconds(clock.measure {
+                report = try replayer.replay(system: EchoSystem(configuration: configuration))
+            })
+            precondition(report?.identical == true, "the benchmark run did not replay identically")
+            replayed = report?.events ?? 0
+            bestReplay = min(bestReplay, elapsed)
+        }
+        figures.add("replay_speed_ratio", (Double(replayed) / bestReplay) / (Double(original) / bestOriginal), unit: "×", target: "≥ 0.9")
         figures.add("sim_events_per_run", Double(events), unit: "events")
     }
 }

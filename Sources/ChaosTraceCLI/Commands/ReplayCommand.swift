@@ -66,6 +66,23 @@ struct ReplayCommand: ParsableCommand {
                 var recorded_violation: Violation?
                 var tolerant: Tolerance?
                 var stopped_at: UInt64?
+
+                enum CodingKeys: String, CodingKey {
+                    case run, identical, events, violation_reproduced, first_divergence, violation, recorded_violation, tolerant, stopped_at
+                }
+
+                func encode(to encoder: Encoder) throws {
+                    var container = encoder.container(keyedBy: CodingKeys.self)
+                    try container.encode(run, forKey: .run)
+                    try container.encode(identical, forKey: .identical)
+                    try container.encode(events, forKey: .events)
+                    try container.encode(violation_reproduced, forKey: .violation_reproduced)
+                    try container.encode(first_divergence, forKey: .first_divergence)  // null when identical
+                    try container.encode(violation, forKey: .violation)
+                    try container.encode(recorded_violation, forKey: .recorded_violation)
+                    try container.encodeIfPresent(tolerant, forKey: .tolerant)
+                    try container.encodeIfPresent(stopped_at, forKey: .stopped_at)
+                }
             }
             struct Tolerance: Encodable { var matched: Int; var missing: Int; var new: Int }
             print(JSON.encode(Shape(run: report.run, identical: report.identical, events: report.events,
