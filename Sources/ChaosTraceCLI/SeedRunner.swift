@@ -178,7 +178,7 @@ struct SeedRunner {
                   let summary = try? JSONDecoder().decode(RunSummaryShape.self, from: Data(result.stdout.utf8)) else {
                 throw CommandFailure(message: "a worker process failed (exit \(result.status)): \(result.stderr.prefix(500))", exitCode: Exit.internalError)
             }
-            outcomes += summary.runs.map(\.outcome)
+            outcomes += summary.runs
         }
         return outcomes.sorted { ($0.seed, $0.system, $0.suite) < ($1.seed, $1.system, $1.suite) }
     }
@@ -225,24 +225,7 @@ struct SeedRunner {
 
 /// Decoding side of `RunSummary`, tolerant of what it does not need.
 struct RunSummaryShape: Decodable {
-    struct Run: Decodable {
-        var run: UInt64?
-        var seed: UInt64
-        var system: String
-        var suite: String
-        var verdict: String
-        var violation: Violation?
-        var events: UInt64
-        var digest: String
-        var stop_reason: String?
-        var determinism: DeterminismReport?
-
-        var outcome: RunOutcome {
-            RunOutcome(run: run, seed: seed, system: system, suite: suite, verdict: verdict, violation: violation,
-                       events: events, digest: digest, stopReason: stop_reason, determinism: determinism)
-        }
-    }
-    var runs: [Run]
+    var runs: [RunOutcome]
 }
 
 extension RunCommand {
