@@ -94,7 +94,6 @@ public final class Replayer {
         var report = ReplayReport(run: info.id, identical: true, events: 0, recordedEvents: info.eventCount,
                                   recordedViolation: recordedViolation, violation: nil, violationReproduced: false,
                                   firstDivergence: nil, matched: 0, missing: 0, new: 0, stoppedAt: nil)
-        var recent: [NumberedEvent] = []
         var failure: Error?
         var halted = false
         switch mode {
@@ -103,17 +102,19 @@ public final class Replayer {
             simulator.setDecisionFeed(feed)
             simulator.observer = { [unowned simulator] kind, time, node, peer, id, payload in
                 guard report.firstDivergence == nil, failure == nil, !halted else { return }
-                let produced = Event(kind: kind, time: time, node: node, peer: peer, id: id, payload: Array(payload))
                 let number = simulator.eventCount - 1
-                recent.append(NumberedEvent(number: number, event: produced))
-                if recent.count > 4 { recent.removeFirst() }
-                let recorded: Event?
-                do { recorded = try cursor.next() } catch { failure = error; return }
-                if recorded != produced {
+                let recorded: RawEvent?
+                do { recorded = try cursor.nextRaw() } catch { failure = error; return }
+                let same = recorded.map {
+                    $0.kind == kind && $0.time == time && $0.node == node && $0.peer == peer && $0.id == id
+                        && $0.payload.elementsEqual(payload)
+                } ?? false
+                if !same {
                     report.identical = false
-                    report.firstDivergence = Divergence(event: number, recorded: recorded.map { Self.describe(number, $0) },
+                    let produced = Event(kind: kind, time: time, node: node, peer: peer, id: id, payload: Array(payload))
+                    report.firstDivergence = Divergence(event: number, recorded: recorded.map { Self.describe(number, $0.materialize()) },
                                                         replayed: Self.describe(number, produced), recordedContext: [],
-                                                        replayedContext: recent.dropLast().map { Self.describe($0.number, $0.event) })
+                                                        replayedContext: [])
                     halted = true
                     simulator.stopReplay()
                 }
@@ -129,8 +130,10 @@ public final class Replayer {
             report.matched = feed.position
             if let divergence = report.firstDivergence {
                 let low = divergence.event >= 3 ? divergence.event - 3 : 0
-                report.firstDivergence!.recordedContext = try store.reader(run: info.id).events(low..<divergence.event + 4)
-                    .map { Self.describe($0.number, $0.event) }
+                let around = try store.reader(run: info.id).events(low..<divergence.event + 4)
+                report.firstDivergence!.recordedContext = around.map { Self.describe($0.number, $0.event) }
+                // Everything before the divergence matched the recording.
+                report.firstDivergence!.replayedContext = around.filter { $0.number < divergence.event }.map { Self.describe($0.number, $0.event) }
             } else if let until, until < info.eventCount {
                 report.stoppedAt = until
             } else if result.events != info.eventCount {
@@ -140,7 +143,7 @@ public final class Replayer {
                 let recorded = try store.reader(run: info.id).event(at: number)
                 report.firstDivergence = Divergence(event: number, recorded: recorded.map { Self.describe(number, $0) },
                                                     replayed: number < result.events ? "(an event)" : "(the replay ended)",
-                                                    recordedContext: [], replayedContext: recent.map { Self.describe($0.number, $0.event) })
+                                                    recordedContext: [], replayedContext: [])
             }
         case .tolerant:
             let feed = TolerantFeed(decisions, messages: decisionMessages)

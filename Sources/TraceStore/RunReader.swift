@@ -46,6 +46,19 @@ public final class RunReader {
         return try result.get()
     }
 
+    /// Reads and decompresses chunk `chunk` into `buffer` (grown when too small).
+    func loadChunk(_ chunk: UInt32, into buffer: inout UnsafeMutableRawBufferPointer) throws -> ChunkHeader {
+        let header = try loadChunk(chunk)
+        if buffer.count < header.rawSize {
+            buffer.deallocate()
+            buffer = .allocate(byteCount: max(header.rawSize, buffer.count * 2), alignment: 8)
+        }
+        raw.withUnsafeBytes { source in
+            buffer.baseAddress!.copyMemory(from: source.baseAddress!, byteCount: header.rawSize)
+        }
+        return header
+    }
+
     /// Calls `body` with every event of the chunk just loaded, from `skip` events in. `body`
     /// returns false to stop. Returns false when stopped.
     private func visitLoaded(_ header: ChunkHeader, chunk: UInt32, skip: Int, until stopTime: UInt64?,

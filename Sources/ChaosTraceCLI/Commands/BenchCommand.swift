@@ -241,6 +241,19 @@ struct SimulatorBench {
         figures.add("recording_overhead", median(ratios), unit: "×", target: "≤ 1.15")
         figures.add("sim_trace_bytes_per_event", Double(storedBytes) / Double(events), unit: "bytes", target: "≤ 4")
 
+        // The simulator's own trace against the same events as JSON lines + zstd.
+        let keptRecorder = try store.beginRun(seed: configuration.seed, configuration: "{\"bench\":\"size\"}", toolVersion: ChaosTrace.version)
+        _ = Simulator(configuration: configuration, system: EchoSystem(configuration: configuration), recorder: keptRecorder).run()
+        let kept = try store.run(keptRecorder.runID)
+        var jsonl: [UInt8] = []
+        try store.reader(run: kept.id).forEach { number, event in
+            JSONLines.append(event.materialize(), number: Int(number), to: &jsonl)
+            return true
+        }
+        let jsonlCompressed = try ZstdCompressor(level: 3).compress(jsonl)
+        figures.add("sim_jsonl_zstd_size_ratio", Double(jsonlCompressed.count) / Double(kept.storedBytes), unit: "×", target: "≥ 5")
+        try store.deleteRun(kept.id)
+
         // Replay from decisions against the original run, same run, best of three each.
         let recorder = try store.beginRun(seed: configuration.seed, configuration: "{\"bench\":\"replay\"}", toolVersion: ChaosTrace.version)
         var bestOriginal = Double.infinity
