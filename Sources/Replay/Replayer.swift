@@ -83,8 +83,33 @@ public final class Replayer {
         self.recordedViolation = violation
     }
 
+    /// Replays with systems made by `makeSystem`. A strict replay first runs once and compares the
+    /// rolling digest of every event with the recording's; only when they differ does it run again
+    /// event by event to name the first divergent event. Tolerant replays and `until` go straight
+    /// to the event-by-event replay.
+    public func replay(makeSystem: (SimulationConfiguration) -> SystemDefinition, configuration override: SimulationConfiguration? = nil,
+                       mode: Mode = .strict, until: UInt64? = nil) throws -> ReplayReport {
+        let configuration = override ?? self.configuration
+        if mode == .strict, until == nil, let recordedDigest = info.digest {
+            let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: nil)
+            let feed = StrictFeed(decisions)
+            simulator.setDecisionFeed(feed)
+            let result = simulator.run()
+            if String(result.digest, radix: 16) == recordedDigest && result.events == info.eventCount {
+                var report = ReplayReport(run: info.id, identical: true, events: result.events, recordedEvents: info.eventCount,
+                                          recordedViolation: recordedViolation, violation: result.violation, violationReproduced: false,
+                                          firstDivergence: nil, matched: feed.position, missing: 0, new: 0, stoppedAt: nil)
+                if let recordedViolation, let violation = result.violation {
+                    report.violationReproduced = recordedViolation.checker == violation.checker && recordedViolation.kind == violation.kind
+                }
+                return report
+            }
+        }
+        return try replay(system: makeSystem(configuration), configuration: configuration, mode: mode, until: until)
+    }
+
     /// Replays with `system` (built for `configuration`, possibly with changed code or a bug
-    /// switched off). In strict mode the first event that differs ends the replay; in tolerant
+    /// switched off), comparing event by event. In strict mode the first event that differs ends the replay; in tolerant
     /// mode recorded decisions are matched to the new execution and it runs to the end.
     public func replay(system: SystemDefinition, configuration override: SimulationConfiguration? = nil,
                        mode: Mode = .strict, until: UInt64? = nil, recorder: RunRecorder? = nil) throws -> ReplayReport {

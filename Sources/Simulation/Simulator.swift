@@ -371,7 +371,8 @@ public final class Simulator {
         emit(.runEnd, id: eventCount, payload: Array(verdict.rawValue.utf8))
         if let recorder {
             do {
-                try recorder.finish(verdict: verdict.rawValue, summary: violation?.description ?? stopReason, virtualEndTime: time)
+                try recorder.finish(verdict: verdict.rawValue, summary: violation?.description ?? stopReason, virtualEndTime: time,
+                                    digest: String(rollingDigest.value, radix: 16))
             } catch {
                 stopReason = "recording failed: \(error)"
             }

@@ -37,6 +37,9 @@ public struct RunInfo: Codable, Equatable, Sendable {
     public var writerPID: Int32
     /// Bytes of compressed chunks stored.
     public var storedBytes: UInt64
+    /// The recorder's rolling digest of every event (hex), set when the run finishes; a replay
+    /// that ends with the same digest produced the same events.
+    public var digest: String?
 
     public var failed: Bool { verdict == "fail" }
 }

@@ -100,7 +100,7 @@ public final class RunRecorder {
 
     /// Commits what is buffered and marks the run complete with its verdict.
     @discardableResult
-    public func finish(verdict: String, summary: String? = nil, virtualEndTime: UInt64) throws -> RunInfo {
+    public func finish(verdict: String, summary: String? = nil, virtualEndTime: UInt64, digest: String? = nil) throws -> RunInfo {
         precondition(!finished, "finish called twice")
         try flush()
         finished = true
@@ -110,6 +110,7 @@ public final class RunRecorder {
         info.verdict = verdict
         info.summary = summary
         info.virtualEndTime = virtualEndTime
+        info.digest = digest
         var counts: [String: UInt64] = [:]
         for kind in EventKind.allCases where kindCounts[Int(kind.rawValue)] > 0 {
             counts[kind.name] = kindCounts[Int(kind.rawValue)]

@@ -256,7 +256,7 @@ public final class TraceStore {
             let info = RunInfo(id: next, seed: seed, configuration: configuration, toolVersion: toolVersion,
                                startedAt: startedAt, status: .running, verdict: nil, summary: nil,
                                eventCount: 0, chunkCount: 0, lastEventTime: 0, virtualEndTime: nil,
-                               kindCounts: nil, parentRun: parentRun, writerPID: getpid(), storedBytes: 0)
+                               kindCounts: nil, parentRun: parentRun, writerPID: getpid(), storedBytes: 0, digest: nil)
             try txn.put(metaDB, key: Self.nextRunKey, value: Self.runKey(next + 1))
             try txn.put(runsDB, key: Self.runKey(next), value: RunInfoCoding.encode(info))
             return info

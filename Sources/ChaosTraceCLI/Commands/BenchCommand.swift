@@ -274,7 +274,7 @@ struct SimulatorBench {
         for _ in 0..<3 {
             var report: ReplayReport?
             let elapsed = try seconds(clock.measure {
-                report = try replayer.replay(system: EchoSystem(configuration: configuration))
+                report = try replayer.replay(makeSystem: { EchoSystem(configuration: $0) })
             })
             precondition(report?.identical == true, "the benchmark run did not replay identically")
             replayed = report?.events ?? 0

@@ -43,7 +43,7 @@ struct ReplayCommand: ParsableCommand {
             if configuration.bug != replayer.configuration.bug && !tolerant {
                 throw CommandFailure(message: "changing the planted bug changes the code: add --tolerant", exitCode: Exit.usage)
             }
-            let report = try replayer.replay(system: system.init(configuration: configuration), configuration: configuration,
+            let report = try replayer.replay(makeSystem: { system.init(configuration: $0) }, configuration: configuration,
                                              mode: tolerant ? .tolerant : .strict, until: until)
             output(report, info: info)
             if tolerant {
