@@ -9,6 +9,7 @@ enum ScheduledKind: UInt8 {
     case heal
     case livenessPhase
     case digest
+    case crashPoint
     case end
 }
 

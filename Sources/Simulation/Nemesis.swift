@@ -490,6 +490,34 @@ extension Simulator {
     }
 }
 
+// MARK: - Crash points
+
+extension Simulator {
+    /// One crash point in twenty fires, when crashes are among the faults in use, the safety phase
+    /// is on, and the blast radius has room.
+    func crashPoint(node: NodeID) {
+        guard nemesis.injecting, nemesis.faults.contains(where: { $0.kind == .crash }) else { return }
+        let touched = slots.filter { !$0.up || $0.paused }.count
+        guard touched < blastRadius else { return }
+        guard decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisInject, below: 20) == 0 else { return }
+        queue.push(time: time, kind: .crashPoint, node: node, incarnation: slots[Int(node)].incarnation)
+    }
+
+    func crashAtPoint(_ entry: Scheduled) {
+        let slot = slots[Int(entry.node)]
+        guard slot.up, slot.incarnation == entry.incarnation, nemesis.injecting else { return }
+        var fault = ActiveFault(id: nemesis.nextFaultID, kind: .crash, nodes: [entry.node])
+        nemesis.nextFaultID += 1
+        fault.links = []
+        emit(.log, node: entry.node, payload: Array("crash point".utf8))
+        crash(entry.node, torn: false)
+        statistics.faultsInjected += 1
+        nemesis.active.append(fault)
+        let restartAfter = (1 + decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisDuration, below: 50)) * 1_000_000
+        queue.push(time: min(time + restartAfter, configuration.durationNanoseconds), kind: .heal, b: fault.id)
+    }
+}
+
 // MARK: - Scripted faults (tests and scripted scenarios)
 
 extension Simulator {

@@ -68,6 +68,11 @@ public final class NodeContext {
     public func allocate(_ bytes: Int) -> Bool { simulator.allocate(node: id, bytes) }
     public func release(_ bytes: Int) { simulator.release(node: id, bytes) }
 
+    /// Marks a moment where a crash is most revealing (just after a vote, an acknowledgement).
+    /// Under suites with crashes the simulator sometimes crashes the node right after this
+    /// handler returns and restarts it moments later: fault injection aimed by the code itself.
+    public func crashPoint() { simulator.crashPoint(node: id) }
+
     /// Reports a violation the node itself detected (an assertion of the system's own).
     public func reportViolation(kind: String, _ explanation: String) {
         simulator.report(Violation(checker: "node-assertion", kind: kind, explanation: "n\(id): \(explanation)"))

@@ -325,6 +325,7 @@ public final class Simulator {
             if time + configuration.digestIntervalNanoseconds < configuration.endNanoseconds {
                 queue.push(time: time + configuration.digestIntervalNanoseconds, kind: .digest)
             }
+        case .crashPoint: crashAtPoint(entry)
         case .end: stopped = true
         }
     }

@@ -341,6 +341,7 @@ final class RaftNode: Node {
                 if granted { resetElectionTimer(context) }
             }
             context.send(Message(type: RaftMessage.vote, key: term, body: [granted ? 1 : 0]), to: source)
+            if granted { context.crashPoint() }
         case RaftMessage.vote:
             guard role == .candidate, message.key == term else { return }
             answered.insert(source)

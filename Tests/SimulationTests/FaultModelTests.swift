@@ -306,3 +306,32 @@ final class FaultModelTests: XCTestCase {
         XCTAssertTrue(keys.contains(99))
     }
 }
+
+final class CrashPointTests: XCTestCase {
+    func testCrashPointsSometimesCrashAndRestartTheNodeUnderCrashSuites() throws {
+        var configuration = probeConfiguration()
+        configuration.nemesis.suite = .nodes
+        configuration.nemesis.failureRate = .never
+        let harness = try ProbeHarness(configuration, record: true)
+        for _ in 0..<200 {
+            _ = harness.simulator.withContext(of: 1) { _, context in context.crashPoint() }
+            harness.advance(milliseconds: 60)
+        }
+        let events = try harness.finishAndReadTrace()
+        let crashes = events.filter { $0.kind == .crash && $0.node == 1 }.count
+        XCTAssertGreaterThan(crashes, 2, "about one crash point in twenty fires")
+        XCTAssertLessThan(crashes, 40)
+        XCTAssertEqual(events.filter { $0.kind == .restart && $0.node == 1 }.count, crashes, "each is restarted within 50 ms")
+    }
+
+    func testCrashPointsNeverFireWithoutCrashFaults() throws {
+        var configuration = probeConfiguration()
+        configuration.nemesis.suite = .network
+        let harness = try ProbeHarness(configuration, record: true)
+        for _ in 0..<100 {
+            _ = harness.simulator.withContext(of: 1) { _, context in context.crashPoint() }
+            harness.advance(milliseconds: 10)
+        }
+        XCTAssertFalse(try harness.finishAndReadTrace().contains { $0.kind == .crash })
+    }
+}
