@@ -68,7 +68,7 @@ final class BlockNode: Node {
     }
 
     func start(_ context: NodeContext) {
-        // Every intact block on disk; damaged ones are skipped (repair brings them back).
+        // Every intact block on disk, in sorted key order; damaged ones are skipped (repair brings them back).
         for key in context.keys(prefix: "block.") {
             guard let raw = try? context.read(key), let bytes = Durable.open(key, raw) else { continue }
             var reader = ByteReader(bytes)

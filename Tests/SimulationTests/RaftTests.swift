@@ -3,24 +3,25 @@ import Simulation
 import Systems
 import XCTest
 
-final class RaftTests: XCTestCase {
-    private func configuration(seed: UInt64, suite: Suite, bug: String? = nil) -> SimulationConfiguration {
-        var configuration = SimulationConfiguration()
-        configuration.system = RaftSystem.name
-        configuration.bug = bug
-        configuration.seed = seed
-        configuration.nemesis.suite = suite
-        return configuration
-    }
+/// Runs `system` with the default configuration for one seed and suite, unrecorded.
+func simulate(_ system: SystemDefinition.Type, seed: UInt64, suite: Suite, bug: String? = nil) -> SimulationResult {
+    var configuration = SimulationConfiguration()
+    configuration.system = system.name
+    configuration.bug = bug
+    configuration.seed = seed
+    configuration.nemesis.suite = suite
+    return Simulator(configuration: configuration, system: system.init(configuration: configuration), recorder: nil).run()
+}
 
-    private func run(_ configuration: SimulationConfiguration) -> SimulationResult {
-        Simulator(configuration: configuration, system: RaftSystem(configuration: configuration), recorder: nil).run()
+final class RaftTests: XCTestCase {
+    private func run(seed: UInt64, suite: Suite, bug: String? = nil) -> SimulationResult {
+        simulate(RaftSystem.self, seed: seed, suite: suite, bug: bug)
     }
 
     func testACorrectRaftPassesEverySuiteAndServesClients() {
         for suite in [Suite.none, .nodes, .network, .resources, .distributed] {
             for seed: UInt64 in 1...3 {
-                let result = run(configuration(seed: seed, suite: suite))
+                let result = run(seed: seed, suite: suite)
                 XCTAssertEqual(result.verdict, .pass, "\(suite) seed \(seed): \(result.violation?.description ?? "")")
                 XCTAssertGreaterThan(result.statistics.requestsOk, 50, "\(suite) seed \(seed): the cluster served clients")
             }
@@ -28,7 +29,7 @@ final class RaftTests: XCTestCase {
     }
 
     func testTheStaleReadBugIsFoundUnderPartitions() {
-        let result = run(configuration(seed: 4, suite: .network, bug: "raft.stale-read"))
+        let result = run(seed: 4, suite: .network, bug: "raft.stale-read")
         XCTAssertEqual(result.verdict, .fail)
         XCTAssertEqual(result.violation?.checker, "linearizability")
         XCTAssertEqual(result.violation?.kind, "not-linearizable")
@@ -36,20 +37,15 @@ final class RaftTests: XCTestCase {
     }
 
     func testTheSameSeedReplaysTheSameRaftRun() {
-        let first = run(configuration(seed: 9, suite: .distributed))
-        let second = run(configuration(seed: 9, suite: .distributed))
+        let first = run(seed: 9, suite: .distributed)
+        let second = run(seed: 9, suite: .distributed)
         XCTAssertEqual(first.digest, second.digest)
     }
 }
 
 final class CRDTTests: XCTestCase {
     private func run(seed: UInt64, suite: Suite, bug: String? = nil) -> SimulationResult {
-        var configuration = SimulationConfiguration()
-        configuration.system = CRDTSystem.name
-        configuration.bug = bug
-        configuration.seed = seed
-        configuration.nemesis.suite = suite
-        return Simulator(configuration: configuration, system: CRDTSystem(configuration: configuration), recorder: nil).run()
+        simulate(CRDTSystem.self, seed: seed, suite: suite, bug: bug)
     }
 
     func testReplicasConvergeAndKeepEveryAcknowledgedUpdateUnderFaults() {
@@ -69,12 +65,7 @@ final class CRDTTests: XCTestCase {
 
 final class BlockStoreTests: XCTestCase {
     private func run(seed: UInt64, suite: Suite, bug: String? = nil) -> SimulationResult {
-        var configuration = SimulationConfiguration()
-        configuration.system = BlockStoreSystem.name
-        configuration.bug = bug
-        configuration.seed = seed
-        configuration.nemesis.suite = suite
-        return Simulator(configuration: configuration, system: BlockStoreSystem(configuration: configuration), recorder: nil).run()
+        simulate(BlockStoreSystem.self, seed: seed, suite: suite, bug: bug)
     }
 
     func testNoAcknowledgedBlockIsLostUnderFaults() {
