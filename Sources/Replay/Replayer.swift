@@ -223,31 +223,42 @@ final class StrictFeed: DecisionFeed {
 }
 
 /// Matches recorded decisions to a changed execution: network decisions follow the message they
-/// were drawn for (by fingerprint), the others their stream and tag in order. What the recording
-/// lacks is drawn afresh.
-final class TolerantFeed: DecisionFeed {
+/// were drawn for (by fingerprint), nemesis decisions the tick they were drawn at (so a tick whose
+/// fault is left out does not hand its choices to the next), the others their stream and tag in
+/// order. What the recording lacks is drawn afresh.
+public final class TolerantFeed: DecisionFeed {
     private var byMessage: [UInt64: [(tag: UInt32, value: UInt64)]] = [:]
     private var byStream: [UInt64: [UInt64]] = [:]
     private var streamPositions: [UInt64: Int] = [:]
-    var currentMessage: UInt64?
-    var matched = 0
-    var new = 0
+    /// Per nemesis tick: its inject decision, then the choices of its fault.
+    private var ticks: [[(tag: UInt32, value: UInt64)]] = []
+    private var tick = -1
+    private var tickDecisions: [(tag: UInt32, value: UInt64)] = []
+    public var currentMessage: UInt64?
+    public private(set) var matched = 0
+    public private(set) var new = 0
     private var total = 0
 
-    init(_ decisions: [Event], messages: [UInt64?]) {
+    public init(_ decisions: [Event], messages: [UInt64?]) {
         for (index, decision) in decisions.enumerated() {
             total += 1
             if let message = messages[index] {
                 byMessage[message, default: []].append((decision.peer, decision.id))
+            } else if decision.node == DecisionStream.nemesis && Self.tickTags.contains(decision.peer) {
+                if decision.peer == DecisionTag.nemesisInject || ticks.isEmpty { ticks.append([]) }
+                ticks[ticks.count - 1].append((decision.peer, decision.id))
             } else {
                 byStream[UInt64(decision.node) << 32 | UInt64(decision.peer), default: []].append(decision.id)
             }
         }
     }
 
-    var remaining: Int { total - matched }
+    static let tickTags: Set<UInt32> = [DecisionTag.nemesisInject, DecisionTag.nemesisFault, DecisionTag.nemesisTarget,
+                                        DecisionTag.nemesisDuration, DecisionTag.nemesisParameter]
 
-    func next(stream: UInt32, tag: UInt32, bound: UInt64) -> UInt64? {
+    public var remaining: Int { total - matched }
+
+    public func next(stream: UInt32, tag: UInt32, bound: UInt64) -> UInt64? {
         if stream == DecisionStream.network, let message = currentMessage, var queue = byMessage[message],
            let index = queue.firstIndex(where: { $0.tag == tag }) {
             let value = queue.remove(at: index).value
@@ -255,6 +266,18 @@ final class TolerantFeed: DecisionFeed {
             if value < bound {
                 matched += 1
                 return value
+            }
+        } else if stream == DecisionStream.nemesis && Self.tickTags.contains(tag) {
+            if tag == DecisionTag.nemesisInject {
+                tick += 1
+                tickDecisions = tick < ticks.count ? ticks[tick] : []
+            }
+            if let index = tickDecisions.firstIndex(where: { $0.tag == tag }) {
+                let value = tickDecisions.remove(at: index).value
+                if value < bound {
+                    matched += 1
+                    return value
+                }
             }
         } else if stream != DecisionStream.network {
             let key = UInt64(stream) << 32 | UInt64(tag)

@@ -162,8 +162,64 @@ public struct SimulationConfiguration: Codable, Equatable, Sendable {
     public var digestIntervalNanoseconds: UInt64 = 1_000_000_000
     /// Free-form options for the system (e.g. `gossip`).
     public var options: [String: Int] = [:]
+    /// What a shrunk run leaves out of the original (nil for ordinary runs).
+    public var interventions: Interventions? = nil
 
     public init() {}
 
     public var endNanoseconds: UInt64 { durationNanoseconds + livenessNanoseconds }
+}
+
+/// Changes a shrinker makes to a run, by identities that survive small changes of schedule:
+/// nemesis ticks and crash points by their ordinal, client operations by client and ordinal,
+/// messages by fingerprint and occurrence or by (type, key) group. Every decision is still drawn,
+/// so the rest of the recorded schedule stays aligned; only the effect is left out.
+public struct Interventions: Codable, Equatable, Sendable {
+    /// Nemesis ticks (1-based) whose fault is not applied.
+    public var skippedTicks: [UInt64] = []
+    /// Crash points (1-based, in the order the simulator reached them) that do not fire.
+    public var skippedCrashPoints: [UInt64] = []
+    /// Client operations not issued: client << 32 | 1-based ordinal of the client's operation.
+    public var skippedOperations: [UInt64] = []
+    /// Messages lost on purpose: a fingerprint and the 1-based occurrence of a send with it.
+    public var droppedMessages: [DroppedMessage] = []
+    /// Every message of these (type, key) groups is lost: a term, a view, a round.
+    public var droppedGroups: [MessageGroup] = []
+
+    public init() {}
+
+    public struct DroppedMessage: Codable, Equatable, Hashable, Sendable, Comparable {
+        public var fingerprint: UInt64
+        public var occurrence: UInt64
+        public init(fingerprint: UInt64, occurrence: UInt64) {
+            self.fingerprint = fingerprint
+            self.occurrence = occurrence
+        }
+        public static func < (a: Self, b: Self) -> Bool { (a.fingerprint, a.occurrence) < (b.fingerprint, b.occurrence) }
+    }
+
+    public struct MessageGroup: Codable, Equatable, Hashable, Sendable, Comparable {
+        public var type: UInt16
+        public var key: UInt64
+        public init(type: UInt16, key: UInt64) {
+            self.type = type
+            self.key = key
+        }
+        public static func < (a: Self, b: Self) -> Bool { (a.type, a.key) < (b.type, b.key) }
+    }
+
+    public var isEmpty: Bool {
+        skippedTicks.isEmpty && skippedCrashPoints.isEmpty && skippedOperations.isEmpty && droppedMessages.isEmpty && droppedGroups.isEmpty
+    }
+
+    /// Sorted, without repeats, so equal interventions encode identically.
+    public func normalized() -> Interventions {
+        var copy = self
+        copy.skippedTicks = Array(Set(skippedTicks)).sorted()
+        copy.skippedCrashPoints = Array(Set(skippedCrashPoints)).sorted()
+        copy.skippedOperations = Array(Set(skippedOperations)).sorted()
+        copy.droppedMessages = Array(Set(droppedMessages)).sorted()
+        copy.droppedGroups = Array(Set(droppedGroups)).sorted()
+        return copy
+    }
 }

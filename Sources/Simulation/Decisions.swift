@@ -41,6 +41,9 @@ public enum DecisionTag {
     public static let nodeRandom: UInt32 = 22
     public static let swarm: UInt32 = 23
     public static let diskReadCorruption: UInt32 = 24
+    /// Whether a crash point fires, and how soon the node restarts.
+    public static let crashPoint: UInt32 = 25
+    public static let crashPointRestart: UInt32 = 26
 
     public static func name(_ tag: UInt32) -> String {
         switch tag {
@@ -68,6 +71,8 @@ public enum DecisionTag {
         case nodeRandom: "node-random"
         case swarm: "swarm"
         case diskReadCorruption: "disk-read-corruption"
+        case crashPoint: "crash-point"
+        case crashPointRestart: "crash-point-restart"
         default: "tag-\(tag)"
         }
     }

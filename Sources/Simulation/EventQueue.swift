@@ -9,7 +9,6 @@ enum ScheduledKind: UInt8 {
     case heal
     case livenessPhase
     case digest
-    case crashPoint
     case end
 }
 

@@ -80,7 +80,11 @@ extension Simulator {
             queue.push(time: time + nemesis.configuration.tickNanoseconds, kind: .nemesisTick)
         }
         let stream = DecisionStream.nemesis
-        guard chance(stream: stream, tag: DecisionTag.nemesisInject, nemesis.failureRate) else { return }
+        interventions?.ticks += 1
+        // Drawn even at a rate of 1, so that every tick leaves a decision a replay can align on.
+        let rate = nemesis.failureRate
+        guard decide(stream: stream, tag: DecisionTag.nemesisInject, below: rate.denominator) < rate.numerator else { return }
+        if let interventions, interventions.skippedTicks.contains(interventions.ticks) { return }
         // Faults of a kind already in force are not stacked.
         let available = nemesis.faults.filter { fault in !nemesis.active.contains { $0.kind == fault.kind } }
         guard !available.isEmpty else { return }
@@ -99,7 +103,9 @@ extension Simulator {
         if decide(stream: stream, tag: DecisionTag.nemesisDuration, below: 4) == 0 {
             duration = (1 + decide(stream: stream, tag: DecisionTag.nemesisDuration, below: 50)) * 1_000_000
         }
+        let firstEvent = eventCount
         if let fault = inject(kind) {
+            interventions?.log.ticks.append((interventions!.ticks, firstEvent))
             statistics.faultsInjected += 1
             nemesis.active.append(fault)
             let healAt = Swift.min(time + duration, configuration.durationNanoseconds)
@@ -139,8 +145,16 @@ extension Simulator {
         Array((kind.rawValue + (detail.isEmpty ? "" : " " + detail)).utf8)
     }
 
-    func mayDamageDisk(of node: NodeID) -> Bool {
-        nemesis.damagedDisks.contains(node) || nemesis.damagedDisks.count < blastRadius
+    /// The leading nodes of `nodes` whose disks may be damaged together without exceeding the
+    /// bound (counted as a group, not one by one).
+    func nodesMayDamage(_ nodes: [NodeID]) -> [NodeID] {
+        var damaged = nemesis.damagedDisks
+        var allowed: [NodeID] = []
+        for node in nodes where damaged.contains(node) || damaged.count < blastRadius {
+            if !damaged.contains(node) { damaged.append(node) }
+            allowed.append(node)
+        }
+        return allowed
     }
 
     func noteDiskDamage(_ node: NodeID) {
@@ -155,7 +169,7 @@ extension Simulator {
         switch kind {
         case .crash, .crashTorn:
             fault.nodes = nodesForNodeFault()
-            if kind == .crashTorn { fault.nodes = fault.nodes.filter { mayDamageDisk(of: $0) } }
+            if kind == .crashTorn { fault.nodes = nodesMayDamage(fault.nodes) }
             guard !fault.nodes.isEmpty else { return nil }
             for node in fault.nodes {
                 if kind == .crashTorn { noteDiskDamage(node) }
@@ -243,7 +257,7 @@ extension Simulator {
         case .memoryPressure, .cpuStarvation, .storageFull, .diskReadErrors, .diskWriteErrors, .diskCorruption, .misdirectedWrites:
             let count = 1 + Int(decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisParameter, below: UInt64(blastRadius)))
             fault.nodes = drawNodes(count, from: allNodes)
-            if kind == .misdirectedWrites { fault.nodes = fault.nodes.filter { mayDamageDisk(of: $0) } }
+            if kind == .misdirectedWrites { fault.nodes = nodesMayDamage(fault.nodes) }
             guard !fault.nodes.isEmpty else { return nil }
             for node in fault.nodes {
                 if kind == .misdirectedWrites { noteDiskDamage(node) }
@@ -424,6 +438,7 @@ extension Simulator {
         let instance = system.makeNode(id: node)
         slot.node = instance
         instance.start(slot.context)
+        if slot.crashing { crashAtPoint(node) }
     }
 
     func resume(_ node: NodeID) {
@@ -493,27 +508,36 @@ extension Simulator {
 // MARK: - Crash points
 
 extension Simulator {
-    /// One crash point in twenty fires, when crashes are among the faults in use, the safety phase
-    /// is on, and the blast radius has room.
+    /// One crash point in four fires, when crashes are among the faults in use, the safety phase
+    /// is on, and the blast radius has room. The node dies at that point: nothing it does for the
+    /// rest of the handler reaches the network, the disk or a client, and it crashes (losing
+    /// un-synced writes) when the handler returns, to restart within 50 ms.
     func crashPoint(node: NodeID) {
-        guard nemesis.injecting, nemesis.faults.contains(where: { $0.kind == .crash }) else { return }
+        let slot = slots[Int(node)]
+        guard !slot.crashing, nemesis.injecting, nemesis.faults.contains(where: { $0.kind == .crash }) else { return }
         let touched = slots.filter { !$0.up || $0.paused }.count
         guard touched < blastRadius else { return }
-        guard decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisInject, below: 20) == 0 else { return }
-        queue.push(time: time, kind: .crashPoint, node: node, incarnation: slots[Int(node)].incarnation)
+        interventions?.crashPoints += 1
+        guard decide(stream: DecisionStream.nemesis, tag: DecisionTag.crashPoint, below: 4) == 0 else { return }
+        if let interventions {
+            if interventions.skippedCrashPoints.contains(interventions.crashPoints) { return }
+            interventions.log.crashPoints.append((interventions.crashPoints, eventCount))
+        }
+        slot.crashing = true
+        emit(.log, node: node, payload: Array("crash point".utf8))
     }
 
-    func crashAtPoint(_ entry: Scheduled) {
-        let slot = slots[Int(entry.node)]
-        guard slot.up, slot.incarnation == entry.incarnation, nemesis.injecting else { return }
-        var fault = ActiveFault(id: nemesis.nextFaultID, kind: .crash, nodes: [entry.node])
+    func crashAtPoint(_ node: NodeID) {
+        let slot = slots[Int(node)]
+        slot.crashing = false
+        guard slot.up else { return }
+        var fault = ActiveFault(id: nemesis.nextFaultID, kind: .crash, nodes: [node])
         nemesis.nextFaultID += 1
         fault.links = []
-        emit(.log, node: entry.node, payload: Array("crash point".utf8))
-        crash(entry.node, torn: false)
+        crash(node, torn: false)
         statistics.faultsInjected += 1
         nemesis.active.append(fault)
-        let restartAfter = (1 + decide(stream: DecisionStream.nemesis, tag: DecisionTag.nemesisDuration, below: 50)) * 1_000_000
+        let restartAfter = (1 + decide(stream: DecisionStream.nemesis, tag: DecisionTag.crashPointRestart, below: 50)) * 1_000_000
         queue.push(time: min(time + restartAfter, configuration.durationNanoseconds), kind: .heal, b: fault.id)
     }
 }

@@ -68,9 +68,10 @@ public final class NodeContext {
     public func allocate(_ bytes: Int) -> Bool { simulator.allocate(node: id, bytes) }
     public func release(_ bytes: Int) { simulator.release(node: id, bytes) }
 
-    /// Marks a moment where a crash is most revealing (just after a vote, an acknowledgement).
-    /// Under suites with crashes the simulator sometimes crashes the node right after this
-    /// handler returns and restarts it moments later: fault injection aimed by the code itself.
+    /// Marks a moment where a crash is most revealing (just after a vote, between persisting and
+    /// sending). Under suites with crashes the simulator sometimes kills the node right here:
+    /// nothing it does afterwards in this handler reaches the network, the disk or a client, and
+    /// it restarts from its durable disk moments later. Fault injection aimed by the code itself.
     public func crashPoint() { simulator.crashPoint(node: id) }
 
     /// Reports a violation the node itself detected (an assertion of the system's own).

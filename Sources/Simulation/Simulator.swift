@@ -77,6 +77,9 @@ public final class Simulator {
         var byzantineStrategies: [ByzantineStrategy] = ByzantineStrategy.allCases
         var byzantineHonesty: UInt64 = 2
         var sentHistory: [(target: NodeID, message: Message)] = []
+        /// A crash point fired in the running handler: the node is dead from that point on, so
+        /// nothing more it does reaches the world, and it crashes when the handler returns.
+        var crashing = false
         init(disk: SimulatedDisk) { self.disk = disk }
     }
     var slots: [NodeSlot] = []
@@ -130,7 +133,20 @@ public final class Simulator {
         clientBusy = [Bool](repeating: false, count: configuration.clients)
         nemesis = NemesisState(configuration: configuration.nemesis)
         scratch.reserveCapacity(256)
+        if let interventions = configuration.interventions {
+            self.interventions = InterventionState(interventions, clients: configuration.clients)
+        }
     }
+
+    var interventions: InterventionState?
+
+    /// Keeps a log of the run's external events (for a shrinker); call before `run`.
+    public func trackExternalEvents() {
+        if interventions == nil { interventions = InterventionState(Interventions(), clients: configuration.clients) }
+    }
+
+    /// The external events so far, when tracked.
+    public var externalEvents: ExternalEventLog? { interventions?.log }
 
     /// Replaces live draws with recorded ones (replay).
     public func setDecisionFeed(_ feed: DecisionFeed?) { decider.feed = feed }
@@ -202,6 +218,8 @@ public final class Simulator {
         guard violation == nil else { return }
         var found = found
         found.time = time
+        // A checker that names no witness is judging the step just taken: its last event.
+        if found.events.isEmpty && eventCount > 0 { found.events = [eventCount - 1] }
         violation = found
         stopped = true
     }
@@ -283,6 +301,7 @@ public final class Simulator {
             let slot = slots[id]
             slot.node = system.makeNode(id: NodeID(id))
             slot.node!.start(slot.context)
+            if slot.crashing { crashAtPoint(NodeID(id)) }
         }
         for client in 0..<configuration.clients {
             queue.push(time: configuration.clientIntervalNanoseconds / UInt64(configuration.clients) * UInt64(client), kind: .clientNext, a: UInt32(client))
@@ -325,7 +344,6 @@ public final class Simulator {
             if time + configuration.digestIntervalNanoseconds < configuration.endNanoseconds {
                 queue.push(time: time + configuration.digestIntervalNanoseconds, kind: .digest)
             }
-        case .crashPoint: crashAtPoint(entry)
         case .end: stopped = true
         }
     }
@@ -346,8 +364,9 @@ public final class Simulator {
     }
 
     @inline(__always)
-    private func afterHandling(_ slot: NodeSlot) {
+    private func afterHandling(_ slot: NodeSlot, _ node: NodeID) {
         statistics.steps += 1
+        if slot.crashing { crashAtPoint(node) }
         if slot.processingDelay > 0 { slot.busyUntil = Swift.max(slot.busyUntil, time) + slot.processingDelay }
         if !stepCheckers.isEmpty {
             for checker in stepCheckers {
@@ -408,6 +427,7 @@ public final class Simulator {
         var message = original
         var from = source
         let sourceSlot = slots[Int(source)]
+        guard !sourceSlot.crashing else { return }
         var extraByzantineDelay: UInt64 = 0
         if sourceSlot.byzantineActive {
             guard let lie = byzantineTransform(source: source, target: target, message) else { return }
@@ -423,6 +443,12 @@ public final class Simulator {
             sourceSlot.sentHistory.append((target, message))
         }
         let link = Int(from) * nodeCount + Int(target)
+        if let interventions, interventions.dropsSend(message, from: from, to: target) {
+            // Its latency is still drawn so later messages keep their recorded ones.
+            _ = drawLatency()
+            drop(from: from, to: target, id: id, reason: "removed")
+            return
+        }
         if blocked[link] > 0 {
             drop(from: from, to: target, id: id, reason: "partition")
             return
@@ -512,7 +538,7 @@ public final class Simulator {
         statistics.messagesDelivered += 1
         emit(.deliver, node: flight.target, peer: flight.source, id: flight.id, payload: UnsafeRawBufferPointer(start: nil, count: 0))
         node.receive(flight.message, from: flight.source, slot.context)
-        afterHandling(slot)
+        afterHandling(slot, entry.node)
     }
 
     // MARK: - Timers
@@ -521,6 +547,7 @@ public final class Simulator {
         let id = nextTimerID
         nextTimerID += 1
         let slot = slots[Int(node)]
+        guard !slot.crashing else { return id }
         emit(.timerSet, node: node, peer: tag, id: id)
         queue.push(time: time + delay, kind: .timer, node: node, a: tag, incarnation: slot.incarnation, b: id)
         return id
@@ -538,7 +565,7 @@ public final class Simulator {
         statistics.timersFired += 1
         emit(.timerFire, node: entry.node, peer: entry.a, id: entry.b)
         node.timer(entry.a, slot.context)
-        afterHandling(slot)
+        afterHandling(slot, entry.node)
     }
 
     // MARK: - Clients
@@ -553,6 +580,18 @@ public final class Simulator {
             self.decide(stream: DecisionStream.workload, tag: DecisionTag.workloadValue, below: bound)
         }
         let target = NodeID(decide(stream: DecisionStream.workload, tag: DecisionTag.workloadTarget, below: UInt64(nodeCount)))
+        if let interventions {
+            interventions.operations[Int(client)] += 1
+            let identity = UInt64(client) << 32 | interventions.operations[Int(client)]
+            if interventions.skippedOperations.contains(identity) {
+                // Left out: the client thinks and moves on to its next operation.
+                if time + configuration.clientIntervalNanoseconds < configuration.endNanoseconds {
+                    queue.push(time: time + configuration.clientIntervalNanoseconds, kind: .clientNext, a: client)
+                }
+                return
+            }
+            interventions.log.operations.append((identity, eventCount))
+        }
         let request = ClientRequest(id: nextRequestID, client: client, operation: operation)
         nextRequestID += 1
         statistics.requests += 1
@@ -573,10 +612,11 @@ public final class Simulator {
         }
         if deferIfUnavailable(entry, slot) { return }
         node.request(history[index].request, slot.context)
-        afterHandling(slot)
+        afterHandling(slot, entry.node)
     }
 
     func reply(node: NodeID, to request: ClientRequest, _ reply: Reply) {
+        guard !slots[Int(node)].crashing else { return }
         guard let index = outstanding[request.id] else { return }  // the client gave up already
         complete(index: index, reply)
     }
@@ -625,6 +665,7 @@ public final class Simulator {
 
     func diskWrite(node: NodeID, _ key: String, _ value: [UInt8]) throws(DiskError) {
         let slot = slots[Int(node)]
+        guard !slot.crashing else { return }
         slot.busyUntil = Swift.max(slot.busyUntil, time) + slot.disk.configuration.writeLatencyNanoseconds
         if chance(stream: DecisionStream.disk, tag: DecisionTag.diskWriteError, slot.disk.configuration.writeErrors) {
             emit(.diskFault, node: node, peer: 3, payload: Array("write error \(key)".utf8))
@@ -648,6 +689,7 @@ public final class Simulator {
 
     func diskDelete(node: NodeID, _ key: String) throws(DiskError) {
         let slot = slots[Int(node)]
+        guard !slot.crashing else { return }
         slot.busyUntil = Swift.max(slot.busyUntil, time) + slot.disk.configuration.writeLatencyNanoseconds
         if chance(stream: DecisionStream.disk, tag: DecisionTag.diskWriteError, slot.disk.configuration.writeErrors) {
             emit(.diskFault, node: node, peer: 3, payload: Array("delete error \(key)".utf8))
@@ -658,6 +700,7 @@ public final class Simulator {
 
     func diskFsync(node: NodeID) throws(DiskError) {
         let slot = slots[Int(node)]
+        guard !slot.crashing else { return }
         slot.busyUntil = Swift.max(slot.busyUntil, time) + slot.disk.configuration.fsyncLatencyNanoseconds
         if chance(stream: DecisionStream.disk, tag: DecisionTag.diskWriteError, slot.disk.configuration.writeErrors) {
             emit(.diskFault, node: node, peer: 6, payload: Array("fsync error".utf8))

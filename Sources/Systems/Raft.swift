@@ -9,8 +9,8 @@ import Simulation
 /// Planted bugs:
 /// - `raft.forget-vote`: the vote is not persisted, so a restarted node votes twice in one term.
 /// - `raft.stale-read`: a leader answers reads from its own state without going through the log.
-/// - `raft.commit-old-term`: a leader commits entries of earlier terms by counting replicas
-///   (Raft's Figure 8), so a committed entry can be overwritten.
+/// - `raft.commit-old-term`: a new leader skips the no-op of its own term and commits entries of
+///   earlier terms by counting replicas (Raft's Figure 8), so a committed entry can be overwritten.
 public struct RaftSystem: SystemDefinition {
     public static let name = "raft"
     public static let bugs = ["raft.forget-vote", "raft.stale-read", "raft.commit-old-term"]
@@ -126,6 +126,8 @@ final class RaftNode: Node {
     let bug: String?
     let monitor: RaftMonitor
     var ready = false
+    /// A write or fsync failed since the last complete persist.
+    var diskSuspect = false
     var term: UInt64 = 0
     var votedFor: NodeID? = nil
     var log: [RaftEntry] = [RaftEntry(term: 0, command: [])]  // index 0 is a sentinel
@@ -133,7 +135,6 @@ final class RaftNode: Node {
     var lastApplied = 0
     var role = Role.follower
     var votes: Set<NodeID> = []
-    var answered: Set<NodeID> = []
     var nextIndex: [Int] = []
     var matchIndex: [Int] = []
     var electionTimer: UInt64?
@@ -214,6 +215,7 @@ final class RaftNode: Node {
 
     /// Persists term and vote; false when the disk refused (then nothing may be sent that relies on them).
     private func persistTermAndVote(_ context: NodeContext) -> Bool {
+        if diskSuspect { return rewriteAll(context) }
         do {
             try put(context, "term", varint(term))
             if bug != "raft.forget-vote" {
@@ -222,12 +224,30 @@ final class RaftNode: Node {
             try context.fsync()
             return true
         } catch {
+            diskSuspect = true
             return false
         }
     }
 
+    /// After a failed write or fsync, part of a sequence of writes may still be pending and reach
+    /// the disk with the next fsync; the next persist therefore rewrites the whole state.
+    private func rewriteAll(_ context: NodeContext) -> Bool {
+        diskSuspect = false
+        do {
+            try put(context, "term", varint(term))
+            if bug != "raft.forget-vote" {
+                try put(context, "vote", varint(votedFor.map { UInt64($0) + 1 } ?? 0))
+            }
+        } catch {
+            diskSuspect = true
+            return false
+        }
+        return persistLog(context, from: 1)
+    }
+
     /// Persists entries from `from` to the end and the log length.
     private func persistLog(_ context: NodeContext, from: Int) -> Bool {
+        if diskSuspect { return rewriteAll(context) }
         do {
             for index in stride(from: from, through: lastIndex, by: 1) {
                 var bytes = varint(log[index].term)
@@ -239,6 +259,7 @@ final class RaftNode: Node {
             try context.fsync()
             return true
         } catch {
+            diskSuspect = true
             return false
         }
     }
@@ -258,7 +279,8 @@ final class RaftNode: Node {
             guard ready, role != .leader else { return }
             startElection(context)
         case Self.voteRetryTag:
-            // A candidate asks again those that have not answered, until its election ends.
+            // A candidate asks again every peer that has not granted its vote, until its election
+            // ends: a request or reply may have been lost, or a voter may have restarted.
             guard ready, role == .candidate else { return }
             requestVotes(context, onlyMissing: true)
             context.setTimer(after: 50_000_000, tag: Self.voteRetryTag)
@@ -276,7 +298,6 @@ final class RaftNode: Node {
         role = .candidate
         votedFor = id
         votes = [id]
-        answered = [id]
         guard persistTermAndVote(context) else {
             resetElectionTimer(context)
             return
@@ -291,7 +312,7 @@ final class RaftNode: Node {
         var body: [UInt8] = []
         ByteWriter.appendVarint(UInt64(lastIndex), to: &body)
         ByteWriter.appendVarint(lastTerm, to: &body)
-        for peer in 0..<NodeID(context.clusterSize) where peer != id && !(onlyMissing && answered.contains(peer)) {
+        for peer in 0..<NodeID(context.clusterSize) where peer != id && !(onlyMissing && votes.contains(peer)) {
             context.send(Message(type: RaftMessage.requestVote, key: term, body: body), to: peer)
         }
     }
@@ -304,12 +325,15 @@ final class RaftNode: Node {
         matchIndex[Int(id)] = lastIndex
         if let electionTimer { context.cancelTimer(electionTimer) }
         electionTimer = nil
-        // A no-op of the new term lets entries of earlier terms commit promptly.
-        log.append(RaftEntry(term: term, command: []))
-        if persistLog(context, from: lastIndex) {
-            matchIndex[Int(id)] = lastIndex
-        } else {
-            log.removeLast()
+        // A no-op of the new term lets entries of earlier terms commit promptly. The buggy leader
+        // skips it and commits them by counting replicas instead.
+        if bug != "raft.commit-old-term" {
+            log.append(RaftEntry(term: term, command: []))
+            if persistLog(context, from: lastIndex) {
+                matchIndex[Int(id)] = lastIndex
+            } else {
+                log.removeLast()
+            }
         }
         broadcastAppend(context)
         context.setTimer(after: 50_000_000, tag: Self.heartbeatTag)
@@ -344,7 +368,6 @@ final class RaftNode: Node {
             if granted { context.crashPoint() }
         case RaftMessage.vote:
             guard role == .candidate, message.key == term else { return }
-            answered.insert(source)
             guard reader.byte() == 1 else { return }
             votes.insert(source)
             if votes.count * 2 > context.clusterSize { becomeLeader(context) }
@@ -442,6 +465,8 @@ final class RaftNode: Node {
         if candidate > commitIndex {
             commitIndex = candidate
             apply(context)
+            // Committed and answered, but no follower knows yet.
+            context.crashPoint()
         }
     }
 
@@ -499,6 +524,8 @@ final class RaftNode: Node {
         context.release(64)
         pending[lastIndex] = request
         matchIndex[Int(id)] = lastIndex
+        // A leader that dies with an entry only on its own disk leaves it for a later term to settle.
+        context.crashPoint()
         broadcastAppend(context)
         if context.clusterSize == 1 { advanceCommit(context) }
     }

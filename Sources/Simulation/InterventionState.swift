@@ -1,0 +1,42 @@
+/// What the simulator needs to apply `Interventions` and to tell a shrinker which external events
+/// a run had. Only present in runs with interventions or when asked for; ordinary runs pay nothing.
+/// Sets here are only ever looked up, never iterated.
+final class InterventionState {
+    let skippedTicks: Set<UInt64>
+    let skippedCrashPoints: Set<UInt64>
+    let skippedOperations: Set<UInt64>
+    let droppedMessages: Set<Interventions.DroppedMessage>
+    let droppedGroups: Set<Interventions.MessageGroup>
+    var ticks: UInt64 = 0
+    var crashPoints: UInt64 = 0
+    var operations: [UInt64]
+    var occurrences: [UInt64: UInt64] = [:]
+    var log = ExternalEventLog()
+
+    init(_ interventions: Interventions, clients: Int) {
+        skippedTicks = Set(interventions.skippedTicks)
+        skippedCrashPoints = Set(interventions.skippedCrashPoints)
+        skippedOperations = Set(interventions.skippedOperations)
+        droppedMessages = Set(interventions.droppedMessages)
+        droppedGroups = Set(interventions.droppedGroups)
+        operations = [UInt64](repeating: 0, count: clients)
+    }
+
+    /// Counts a send and says whether the interventions drop it.
+    func dropsSend(_ message: Message, from source: NodeID, to target: NodeID) -> Bool {
+        let fingerprint = message.fingerprint(source: source, target: target)
+        let occurrence = occurrences[fingerprint, default: 0] + 1
+        occurrences[fingerprint] = occurrence
+        if !droppedGroups.isEmpty && droppedGroups.contains(Interventions.MessageGroup(type: message.type, key: message.key)) { return true }
+        return !droppedMessages.isEmpty && droppedMessages.contains(Interventions.DroppedMessage(fingerprint: fingerprint, occurrence: occurrence))
+    }
+}
+
+/// The external events of a run (faults the nemesis applied, crash points that fired, client
+/// operations issued), each with its identity for `Interventions` and the event that shows it.
+public struct ExternalEventLog: Sendable {
+    public var ticks: [(ordinal: UInt64, event: UInt64)] = []
+    public var crashPoints: [(ordinal: UInt64, event: UInt64)] = []
+    /// client << 32 | ordinal.
+    public var operations: [(identity: UInt64, event: UInt64)] = []
+}
