@@ -15,6 +15,7 @@ struct ChaosTrace: ParsableCommand {
         subcommands: [
             RunCommand.self,
             ReplayCommand.self,
+            ShrinkCommand.self,
             LsCommand.self,
             ExportCommand.self,
             DiffCommand.self,

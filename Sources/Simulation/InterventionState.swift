@@ -39,4 +39,5 @@ public struct ExternalEventLog: Sendable {
     public var crashPoints: [(ordinal: UInt64, event: UInt64)] = []
     /// client << 32 | ordinal.
     public var operations: [(identity: UInt64, event: UInt64)] = []
+    public init() {}
 }

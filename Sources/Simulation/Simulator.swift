@@ -410,7 +410,8 @@ public final class Simulator {
     /// After every fault healed, the system must make progress: some client operation invoked in
     /// the liveness phase must succeed before the run ends.
     private func checkLiveness() -> Violation? {
-        guard let start = livenessStart, configuration.clients > 0 else { return nil }
+        // A scenario without a liveness phase (a shrunk run cut after its violation) judges none.
+        guard let start = livenessStart, configuration.clients > 0, configuration.livenessNanoseconds > 0 else { return nil }
         let recovered = history.contains { $0.invokedAt >= start && $0.reply?.outcome == .ok }
         if recovered { return nil }
         let witnesses = history.filter { $0.invokedAt >= start }.prefix(5).map(\.invokeEvent)

@@ -12,6 +12,8 @@ public protocol SystemDefinition {
     static func byzantineTolerance(nodes: Int) -> Int
     /// The clients' think time this system is run with unless told otherwise (nil: the default).
     static var clientIntervalNanoseconds: UInt64? { get }
+    /// A reader's name for a message type, for reports and diagrams (nil: "type N").
+    static func messageName(_ type: UInt16) -> String?
 
     init(configuration: SimulationConfiguration)
     /// A fresh node (at start, and at every restart after a crash).
@@ -29,6 +31,7 @@ extension SystemDefinition {
     public static var defaultSuite: Suite { suites.contains(.distributed) ? .distributed : suites.last ?? .none }
     public static func byzantineTolerance(nodes: Int) -> Int { 0 }
     public static var clientIntervalNanoseconds: UInt64? { nil }
+    public static func messageName(_ type: UInt16) -> String? { nil }
     public var byzantineMutator: ByzantineMutator? { nil }
 }
 

@@ -14,6 +14,15 @@ public struct BFTSystem: SystemDefinition {
     public static let name = "bft"
     public static let bugs = ["bft.small-quorum", "bft.skip-signature-check"]
     public static let suites: [Suite] = [.none, .network, .byzantine]
+
+    public static func messageName(_ type: UInt16) -> String? {
+        switch UInt8(truncatingIfNeeded: type) {
+        case BFTVote.prePrepare: "PrePrepare slot"
+        case BFTVote.prepare: "Prepare slot"
+        case BFTVote.commit: "Commit slot"
+        default: nil
+        }
+    }
     public static let defaultSuite = Suite.byzantine
     let configuration: SimulationConfiguration
     let keys: BFTKeys

@@ -48,6 +48,8 @@ final class BlockNode: Node {
     /// address → content of every block this node holds durably (or, with the bug, has written).
     var blocks: [UInt64: Int64] = [:]
     var repairCursor = 0
+    /// Blocks acknowledged by the buggy write path and not yet pushed to their replicas.
+    var lazy: [UInt64] = []
 
     struct PendingPut { var request: ClientRequest; var address: UInt64; var waiting: Set<NodeID> }
     var puts: [UInt64: PendingPut] = [:]  // request id → put
@@ -123,7 +125,8 @@ final class BlockNode: Node {
             if bug == "blockstore.ack-before-fsync" {
                 guard storeLocally(value, context, sync: false) else { return context.reply(to: request, .fail) }
                 context.reply(to: request, .ok(value))
-                context.setTimer(after: 100_000_000, tag: Self.lazyReplicateTag)
+                if lazy.isEmpty { context.setTimer(after: 100_000_000, tag: Self.lazyReplicateTag) }
+                lazy.append(address)
                 return
             }
             var waiting = Set(targets)
@@ -193,8 +196,15 @@ final class BlockNode: Node {
             context.setTimer(after: 200_000_000, tag: Self.repairTag)
             repair(context, count: 8)
         case Self.lazyReplicateTag:
+            // The buggy write path catches up later: sync, then push what it acknowledged.
             try? context.fsync()
-            repair(context, count: blocks.count)
+            for address in lazy {
+                guard let value = blocks[address] else { continue }
+                for target in replicas(address, clusterSize: context.clusterSize) where target != id {
+                    context.send(message(Self.store, request: 0, value: value), to: target)
+                }
+            }
+            lazy.removeAll()
         default:
             break
         }

@@ -38,6 +38,16 @@ public struct RaftSystem: SystemDefinition {
     }
 
     public func makeCheckers() -> [Checker] { [RaftSafetyChecker(monitor: monitor), LinearizabilityRunChecker()] }
+
+    public static func messageName(_ type: UInt16) -> String? {
+        switch type {
+        case RaftMessage.requestVote: "RequestVote term"
+        case RaftMessage.vote: "Vote term"
+        case RaftMessage.append: "AppendEntries term"
+        case RaftMessage.appendReply: "AppendReply term"
+        default: nil
+        }
+    }
 }
 
 /// What the cluster did, as nodes report it, for the safety checkers.

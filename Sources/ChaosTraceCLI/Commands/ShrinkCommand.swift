@@ -1,0 +1,232 @@
+import ArgumentParser
+import Foundation
+import Replay
+import Simulation
+import Systems
+import TraceStore
+
+struct ShrinkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shrink",
+        abstract: "Minimize a failing run to the smallest run that shows the same violation.",
+        discussion: """
+        Re-executes the run again and again with parts left out (what lies outside the violation's
+        causal past, faults, crash points, client operations, message groups of one term or view,
+        single deliveries, nodes), keeping every removal after which the same violation (checker
+        and kind) still occurs. The result is recorded as a new run linked to the original, whose
+        'chaostrace replay' reproduces the violation. --report writes a Markdown bug report with a
+        Mermaid sequence diagram.
+
+        Exits 0 when a shrunk run was recorded (also when a budget ended the shrink early: the
+        best result so far is kept), 65 when the run cannot be read or has no violation, 1 when
+        re-executing it no longer shows its violation (the code changed: see 'replay --tolerant').
+        """)
+
+    @Argument(help: ArgumentHelp("A failing run: its id, 'latest' or 'latest-failure'.", valueName: "run")) var runSpec: String
+    @OptionGroup var storeOptions: StoreOptions
+    @Option(help: "Give up after this many seconds and keep the best result so far.") var timeLimit: Double = 60
+    @Option(help: "Give up after this many re-executions and keep the best result so far.") var maxReplays: Int = 5_000
+    @Option(help: ArgumentHelp("Write a Markdown bug report here.", valueName: "PATH")) var report: String?
+    @Option(help: ArgumentHelp("Record the shrunk run in this store instead of the run's own (e.g. a regression store).", valueName: "PATH")) var into: String?
+    @Flag(help: "Print the result as JSON (run, original_run, violation, deliveries_before/after, external_before/after, replays, seconds).") var json = false
+
+    func validate() throws {
+        if !(timeLimit > 0) { throw ValidationError("--time-limit must be a positive number of seconds") }
+        if maxReplays < 1 { throw ValidationError("--max-replays must be at least 1") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let store = try storeOptions.open(readOnly: false)
+            let info = try store.resolveRun(runSpec)
+            guard info.failed else {
+                throw CommandFailure(message: "run \(info.id) in \(store.path) passed: there is nothing to shrink (pick a failing run, e.g. 'latest-failure')",
+                                     exitCode: Exit.badData)
+            }
+            let replayer = try Replayer(store: store, run: info.id)
+            let original = replayer.configuration
+            guard let system = SystemRegistry.named(original.system) else {
+                throw CommandFailure(message: "run \(info.id) was recorded with system '\(original.system)', which this build does not have", exitCode: Exit.badData)
+            }
+            let minimumNodes = original.nemesis.byzantineNodes > 0 ? original.nodes : min(original.nodes, 3)
+            let shrinker: Shrinker
+            do {
+                shrinker = try Shrinker(store: store, run: info.id, minimumNodes: minimumNodes) { system.init(configuration: $0) }
+            } catch let error as ShrinkError {
+                throw CommandFailure(message: "\(store.path): \(error)", exitCode: Exit.badData)
+            }
+            var options = ShrinkOptions()
+            options.timeLimit = timeLimit
+            options.maxReplays = maxReplays
+            let terminal = isatty(STDERR_FILENO) == 1
+            if terminal {
+                options.progress = { line in
+                    FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
+                }
+            }
+            let result: ShrinkResult
+            do {
+                result = try shrinker.shrink(options: options)
+            } catch let error as ShrinkError {
+                if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
+                throw CommandFailure(message: "\(store.path): \(error)", exitCode: Exit.violation)
+            }
+            if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            let output = try into.map { try TraceStore(path: $0) } ?? store
+            let newRun = try shrinker.record(result, into: output, toolVersion: ChaosTrace.version)
+            let repro = "chaostrace replay \(newRun) --store \(output.path)"
+            if let report {
+                let markdown = try BugReport.markdown(store: output, run: newRun, result: result, repro: repro)
+                guard FileManager.default.createFile(atPath: report, contents: Data(markdown.utf8)) else {
+                    throw CommandFailure(message: "cannot write the bug report to \(report): check the directory exists and is writable", exitCode: Exit.usage)
+                }
+            }
+            if json {
+                struct Shape: Encodable {
+                    var run: UInt64
+                    var original_run: UInt64
+                    var violation: String
+                    var deliveries_before: Int
+                    var deliveries_after: Int
+                    var external_before: Int
+                    var external_after: Int
+                    var replays: Int
+                    var seconds: Double
+                    var nodes_before: Int
+                    var nodes_after: Int
+                    var budget_exhausted: Bool
+                    var repro: String
+                    var report: String?
+                }
+                print(JSON.encode(Shape(run: newRun, original_run: info.id, violation: result.violation.description,
+                                        deliveries_before: result.deliveriesBefore, deliveries_after: result.deliveriesAfter,
+                                        external_before: result.externalBefore, external_after: result.externalAfter,
+                                        replays: result.replays, seconds: (result.seconds * 1000).rounded() / 1000,
+                                        nodes_before: original.nodes, nodes_after: result.configuration.nodes,
+                                        budget_exhausted: result.budgetExhausted, repro: repro, report: report)))
+                return
+            }
+            let removed = result.deliveriesBefore == 0 ? 0 : 100 * Double(result.deliveriesBefore - result.deliveriesAfter) / Double(result.deliveriesBefore)
+            print("shrunk run \(info.id) into run \(newRun): \(result.violation)")
+            print("  deliveries      \(result.deliveriesBefore) → \(result.deliveriesAfter) (\(String(format: "%.1f", removed)) % removed)")
+            print("  external events \(result.externalBefore) → \(result.externalAfter)")
+            print("  nodes           \(original.nodes) → \(result.configuration.nodes)")
+            print("  \(result.replays) replays in \(String(format: "%.2f", result.seconds)) s"
+                  + (result.budgetExhausted ? " (a budget ended it: this is the best result so far)" : ""))
+            print("  stages: " + result.stages.map { "\($0.name) \($0.replays)" }.joined(separator: ", "))
+            print("reproduce: \(repro)")
+            if let report { print("bug report: \(report)") }
+        }
+    }
+}
+
+/// A Markdown bug report of a shrunk run: the violation in a sentence, configuration and seed,
+/// the minimal event list and a Mermaid sequence diagram.
+enum BugReport {
+    static func markdown(store: TraceStore, run: UInt64, result: ShrinkResult, repro: String) throws -> String {
+        let info = try store.run(run)
+        let events = try store.reader(run: run).events(0..<info.eventCount)
+        let configuration = result.configuration
+        let interesting = minimalEvents(events)
+        var messages: [UInt64: Message] = [:]
+        for numbered in events where numbered.event.kind == .send {
+            messages[numbered.event.id] = Message.decode(numbered.event.payload)
+        }
+        let system = SystemRegistry.named(configuration.system)
+        let label: (UInt64) -> String = { id in
+            guard let message = messages[id] else { return "msg \(id)" }
+            if let name = system?.messageName(message.type) { return "\(name) \(message.key)" }
+            return "type \(message.type) key \(message.key)"
+        }
+        var text = "# \(configuration.system): \(result.violation.checker) / \(result.violation.kind)\n\n"
+        text += "**Violation.** \(sentence(result.violation.explanation)) "
+        text += "Found by \(result.violation.checker) at \(EventFormatting.time(result.violation.time)) of virtual time.\n\n"
+        text += "## Configuration\n\n"
+        text += "| | |\n|---|---|\n"
+        text += "| system | `\(configuration.system)` |\n"
+        text += "| planted bug | \(configuration.bug.map { "`\($0)`" } ?? "none") |\n"
+        text += "| seed | \(configuration.seed) |\n"
+        text += "| nodes | \(configuration.nodes) |\n"
+        text += "| clients | \(configuration.clients) |\n"
+        text += "| shrunk run | \(run) (from run \(result.originalRun)) |\n"
+        text += "| deliveries | \(result.deliveriesBefore) → \(result.deliveriesAfter) |\n"
+        text += "| external events | \(result.externalBefore) → \(result.externalAfter) |\n"
+        text += "| shrink | \(result.replays) replays, \(String(format: "%.1f", result.seconds)) s |\n\n"
+        text += "Reproduce:\n\n```sh\n\(repro)\n```\n\n"
+        text += "## Sequence\n\n```mermaid\n\(diagram(interesting, label: label))\n```\n\n"
+        text += "## Events\n\n```\n"
+        for numbered in interesting { text += EventFormatting.text(numbered) + "\n" }
+        text += "```\n"
+        return text
+    }
+
+    static func sentence(_ text: String) -> String {
+        guard let first = text.first else { return text }
+        let capitalized = first.uppercased() + text.dropFirst()
+        return capitalized.hasSuffix(".") ? capitalized : capitalized + "."
+    }
+
+    /// What a reader needs: messages that arrived, messages lost to faults, faults, crashes and
+    /// restarts, client operations, node notes and the violation. Scheduling decisions, timers,
+    /// digests and the messages the shrinker removed are left out.
+    static func minimalEvents(_ events: [NumberedEvent]) -> [NumberedEvent] {
+        events.filter { numbered in
+            let event = numbered.event
+            switch event.kind {
+            case .deliver, .crash, .restart, .pause, .resume, .partition, .heal, .networkFault, .clockFault, .diskFault,
+                 .resourcePressure, .byzantine, .clientInvoke, .clientComplete, .violation, .send:
+                return true
+            case .drop:
+                return EventFormatting.textPayload(event) != "removed"
+            case .log:
+                return !(EventFormatting.textPayload(event) ?? "").hasPrefix("nemesis:")
+            default:
+                return false
+            }
+        }.filter { numbered in
+            // Sends appear as the arrow of their delivery; a send only stays when nothing else shows it.
+            numbered.event.kind != .send
+        }
+    }
+
+    /// Nodes as participants, delivered messages as arrows labelled with type and key (a term, a
+    /// view), lost messages as crossed arrows, faults and client operations as notes.
+    static func diagram(_ events: [NumberedEvent], label: (UInt64) -> String) -> String {
+        var participants: [UInt32] = []
+        func participant(_ node: UInt32) { if !participants.contains(node) { participants.append(node) } }
+        var lines: [String] = []
+        for numbered in events {
+            let event = numbered.event
+            let detail = EventFormatting.textPayload(event).map { " " + $0 } ?? ""
+            switch event.kind {
+            case .deliver:
+                participant(event.peer); participant(event.node)
+                lines.append("    n\(event.peer)->>n\(event.node): \(label(event.id))")
+            case .drop:
+                participant(event.node); participant(event.peer)
+                lines.append("    n\(event.node)-xn\(event.peer): \(label(event.id)) lost\(detail)")
+            case .crash, .restart, .pause, .resume:
+                participant(event.node)
+                lines.append("    Note over n\(event.node): \(event.kind.name) @\(EventFormatting.time(event.time))")
+            case .partition, .heal, .networkFault, .clockFault, .diskFault, .resourcePressure, .byzantine:
+                participant(event.node)
+                lines.append("    Note over n\(event.node): \(event.kind.name)\(detail)")
+            case .clientInvoke:
+                participant(event.peer)
+                lines.append("    Note left of n\(event.peer): client \(event.node) invokes op \(event.id)")
+            case .clientComplete:
+                lines.append("    Note over n\(participants.first ?? 0): client \(event.node) op \(event.id) returns")
+            case .log:
+                participant(event.node)
+                lines.append("    Note over n\(event.node):\(detail)")
+            case .violation:
+                participant(event.node)
+                lines.append("    Note over n\(participants.first ?? event.node): VIOLATION")
+            default:
+                continue
+            }
+        }
+        let header = ["sequenceDiagram"] + participants.sorted().map { "    participant n\($0)" }
+        return (header + lines).joined(separator: "\n").replacingOccurrences(of: ";", with: ",")
+    }
+}

@@ -1,0 +1,393 @@
+import Foundation
+import Simulation
+import TraceStore
+
+/// Budgets and reporting for a shrink.
+public struct ShrinkOptions {
+    /// Wall-clock seconds; when they run out the best result so far is returned.
+    public var timeLimit: Double = 60
+    public var maxReplays: Int = 5_000
+    /// Called with a one-line status after each stage step (for a progress line on a terminal).
+    public var progress: ((String) -> Void)?
+    public init() {}
+}
+
+/// What a shrink found.
+public struct ShrinkResult {
+    public var originalRun: UInt64
+    public var violation: Violation
+    /// The original configuration with the interventions that remove everything not needed.
+    public var configuration: SimulationConfiguration
+    public var deliveriesBefore: Int
+    public var deliveriesAfter: Int
+    public var externalBefore: Int
+    public var externalAfter: Int
+    public var replays: Int
+    public var seconds: Double
+    /// Replays spent per stage, in order.
+    public var stages: [(name: String, replays: Int)]
+    /// True when a budget ended the shrink before every stage was done.
+    public var budgetExhausted: Bool
+}
+
+/// Minimizes a failing run: re-executes it from its recorded decisions (matched tolerantly, so a
+/// removed message or fault does not wreck the rest of the schedule) with more and more of it left
+/// out, keeping each removal after which the same violation (checker and kind) still occurs.
+///
+/// Stages: everything outside the violation's causal past; delta debugging of the external events
+/// (faults, crash points, client operations); message groups sharing a logical clock (type and
+/// key: a term, a view, a round); single deliveries; fewer nodes. The stages repeat while they
+/// make progress. Every step is a deterministic function of the recording, so the same run shrinks
+/// to the same result (unless the time limit cuts it short).
+public final class Shrinker {
+    let replayer: Replayer
+    let makeSystem: (SimulationConfiguration) -> SystemDefinition
+    let target: Violation
+    /// The smallest node count a run may shrink to.
+    let minimumNodes: Int
+
+    public init(store: TraceStore, run: UInt64, minimumNodes: Int = 3,
+                makeSystem: @escaping (SimulationConfiguration) -> SystemDefinition) throws {
+        self.replayer = try Replayer(store: store, run: run)
+        self.makeSystem = makeSystem
+        self.minimumNodes = minimumNodes
+        guard let violation = replayer.recordedViolation else {
+            throw ShrinkError.noViolation(run: run)
+        }
+        self.target = violation
+    }
+
+    public var originalConfiguration: SimulationConfiguration { replayer.configuration }
+
+    // MARK: Executing candidates
+
+    /// One executed candidate: its violation and what it contained.
+    struct Outcome {
+        var violation: Violation?
+        var deliveries: [Delivery] = []
+        var external = ExternalEventLog()
+        /// Per event: the node whose step it belongs to (nil for events of no node).
+        var steps: [Step] = []
+        var size: Int { deliveries.count + externalCount }
+        var externalCount: Int { external.ticks.count + external.crashPoints.count + external.operations.count }
+    }
+
+    struct Delivery {
+        var event: Int
+        var sendEvent: Int
+        var source: NodeID
+        var target: NodeID
+        var identity: Interventions.DroppedMessage
+        var group: Interventions.MessageGroup
+    }
+
+    /// An event as the causal analysis needs it.
+    struct Step {
+        var kind: EventKind
+        var node: UInt32
+        var peer: UInt32
+        var id: UInt64
+    }
+
+    private(set) var replays = 0
+
+    func execute(_ configuration: SimulationConfiguration) -> Outcome {
+        replays += 1
+        let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: nil)
+        simulator.trackExternalEvents()
+        let feed = TolerantFeed(replayer.decisions, messages: replayer.decisionMessages)
+        simulator.setDecisionFeed(feed)
+        var outcome = Outcome()
+        // Message id → (send event, fingerprint, occurrence, group).
+        var sends: [UInt64: (event: Int, identity: Interventions.DroppedMessage, group: Interventions.MessageGroup)] = [:]
+        var occurrences: [UInt64: UInt64] = [:]
+        simulator.observer = { [unowned simulator] kind, _, node, peer, id, payload in
+            let number = Int(simulator.eventCount - 1)
+            outcome.steps.append(Step(kind: kind, node: node, peer: peer, id: id))
+            switch kind {
+            case .send:
+                if let message = Message.decode(Array(payload)) {
+                    let fingerprint = message.fingerprint(source: node, target: peer)
+                    feed.currentMessage = fingerprint
+                    let occurrence = occurrences[fingerprint, default: 0] + 1
+                    occurrences[fingerprint] = occurrence
+                    sends[id] = (number, Interventions.DroppedMessage(fingerprint: fingerprint, occurrence: occurrence),
+                                 Interventions.MessageGroup(type: message.type, key: message.key))
+                }
+            case .deliver:
+                feed.currentMessage = nil
+                if let send = sends[id] {
+                    outcome.deliveries.append(Delivery(event: number, sendEvent: send.event, source: peer, target: node,
+                                                       identity: send.identity, group: send.group))
+                }
+            case .decision, .drop, .duplicate:
+                break
+            default:
+                feed.currentMessage = nil
+            }
+        }
+        let result = simulator.run()
+        outcome.violation = result.violation
+        outcome.external = simulator.externalEvents ?? ExternalEventLog()
+        return outcome
+    }
+
+    func reproduces(_ outcome: Outcome) -> Bool {
+        guard let violation = outcome.violation else { return false }
+        return violation.checker == target.checker && violation.kind == target.kind
+    }
+
+    // MARK: Shrinking
+
+    private var current: SimulationConfiguration!
+    private var currentOutcome: Outcome!
+    private var deadline: Date = .distantFuture
+    private var maxReplays = 5_000
+    private var progress: ((String) -> Void)?
+    private var stage = ""
+    private var exhausted = false
+
+    private var budgetLeft: Bool {
+        if replays >= maxReplays || Date() >= deadline { exhausted = true }
+        return !exhausted
+    }
+
+    /// Tries `interventions` on top of the current run; keeps them when the violation stays and
+    /// the run is no larger.
+    @discardableResult
+    private func attempt(_ change: (inout Interventions) -> Void, nodes: Int? = nil,
+                         configure: ((inout SimulationConfiguration) -> Void)? = nil) -> Bool {
+        guard budgetLeft else { return false }
+        var candidate = current!
+        var interventions = candidate.interventions ?? Interventions()
+        change(&interventions)
+        candidate.interventions = interventions.normalized()
+        if let nodes { candidate.nodes = nodes }
+        configure?(&candidate)
+        if candidate == current { return false }
+        let outcome = execute(candidate)
+        guard reproduces(outcome), outcome.size <= currentOutcome.size else { return false }
+        current = candidate
+        currentOutcome = outcome
+        report()
+        return true
+    }
+
+    private func report() {
+        progress?("shrink: \(stage), \(replays) replays, \(currentOutcome.deliveries.count) deliveries, \(currentOutcome.externalCount) external events")
+    }
+
+    /// Removes as many of `items` as it can, in halving chunks (delta debugging by complements).
+    private func reduce<T>(_ items: [T], _ remove: @escaping ([T], inout Interventions) -> Void) {
+        var remaining = items
+        var chunk = max(1, remaining.count / 2)
+        while !remaining.isEmpty && budgetLeft {
+            var index = 0
+            var progressed = false
+            while index < remaining.count && budgetLeft {
+                let slice = Array(remaining[index..<min(index + chunk, remaining.count)])
+                if attempt({ remove(slice, &$0) }) {
+                    remaining.removeSubrange(index..<min(index + chunk, remaining.count))
+                    progressed = true
+                } else {
+                    index += chunk
+                }
+            }
+            if chunk == 1 && !progressed { break }
+            if !progressed { chunk = max(1, chunk / 2) } else { chunk = max(1, min(chunk, remaining.count / 2)) }
+        }
+        report()
+    }
+
+    public func shrink(options: ShrinkOptions = ShrinkOptions()) throws -> ShrinkResult {
+        let started = Date()
+        deadline = started.addingTimeInterval(options.timeLimit)
+        maxReplays = options.maxReplays
+        progress = options.progress
+        replays = 0
+        exhausted = false
+        var stages: [(String, Int)] = []
+        func run(_ name: String, _ body: () -> Void) {
+            guard budgetLeft else { return }
+            stage = name
+            let before = replays
+            body()
+            stages.append((name, replays - before))
+        }
+
+        current = replayer.configuration
+        // The witnesses' time bounds the candidates, when the violation still shows on a run cut
+        // there (it does for violations found as they happen and for prefix-closed checks such as
+        // linearizability; not for convergence checked after quiescence).
+        let reader = try replayer.store.reader(run: replayer.info.id)
+        var witnessTime = target.time
+        if !target.events.isEmpty {
+            witnessTime = 0
+            for number in target.events {
+                if let event = try reader.event(at: number) { witnessTime = max(witnessTime, event.time) }
+            }
+        }
+        // Cut the scenario soon after the witnesses (a quarter of their time plus half a second
+        // later, without a liveness phase) when the violation still shows on the cut run: it does
+        // for violations found as they happen and for prefix-closed checks such as
+        // linearizability; not for convergence judged after quiescence. Every candidate, and the
+        // recorded result, is then a whole run of a shorter scenario.
+        let cut = witnessTime + witnessTime / 4 + 500_000_000
+        var original: Outcome
+        if target.checker != "liveness" && cut < current.durationNanoseconds + current.livenessNanoseconds {
+            var shorter = current!
+            shorter.durationNanoseconds = min(current.durationNanoseconds, cut)
+            shorter.livenessNanoseconds = 0
+            original = execute(shorter)
+            if reproduces(original) {
+                current = shorter
+            } else {
+                original = execute(current)
+            }
+        } else {
+            original = execute(current)
+        }
+        guard reproduces(original) else {
+            throw ShrinkError.notReproduced(run: replayer.info.id, found: original.violation)
+        }
+        currentOutcome = original
+        // Sizes before: the whole recorded run, not only its part before the cut.
+        let whole = current == replayer.configuration ? original : execute(replayer.configuration)
+
+        run("causal past") { causalStage() }
+        var pass = 0
+        while budgetLeft && pass < 4 {
+            pass += 1
+            let before = currentOutcome.size
+            let shapeBefore = (current.nodes, current.clients, current.durationNanoseconds)
+            run("time") {
+                // The same faults in the same order, sooner: nemesis ticks and the safety phase
+                // compressed together, so no tick the recording lacks appears.
+                for _ in 0..<4 {
+                    let tick = current.nemesis.tickNanoseconds / 2 / 1_000_000 * 1_000_000
+                    let duration = current.durationNanoseconds / 2 / 1_000_000 * 1_000_000
+                    guard tick >= 5_000_000, duration >= 100_000_000, budgetLeft else { break }
+                    if !attempt({ _ in }, configure: { $0.nemesis.tickNanoseconds = tick; $0.durationNanoseconds = duration }) { break }
+                }
+            }
+            run("clients") {
+                for clients in 1..<max(1, current.clients) where budgetLeft {
+                    if attempt({ _ in }, configure: { $0.clients = clients }) { break }
+                }
+            }
+            run("external events") {
+                let log = currentOutcome.external
+                reduce(log.ticks.map(\.ordinal)) { slice, i in i.skippedTicks += slice }
+                reduce(currentOutcome.external.crashPoints.map(\.ordinal)) { slice, i in i.skippedCrashPoints += slice }
+                reduce(currentOutcome.external.operations.map(\.identity)) { slice, i in i.skippedOperations += slice }
+            }
+            run("message groups") {
+                var seen = Set<Interventions.MessageGroup>()
+                var groups: [Interventions.MessageGroup] = []
+                for delivery in currentOutcome.deliveries where seen.insert(delivery.group).inserted { groups.append(delivery.group) }
+                reduce(groups) { slice, i in i.droppedGroups += slice }
+            }
+            run("deliveries") {
+                reduce(currentOutcome.deliveries.map(\.identity)) { slice, i in i.droppedMessages += slice }
+            }
+            run("nodes") {
+                while current.nodes > minimumNodes && budgetLeft {
+                    if !attempt({ _ in }, nodes: current.nodes - 1) { break }
+                }
+            }
+            if currentOutcome.size >= before && shapeBefore == (current.nodes, current.clients, current.durationNanoseconds) { break }
+        }
+
+        return ShrinkResult(originalRun: replayer.info.id, violation: currentOutcome.violation ?? target, configuration: current,
+                            deliveriesBefore: whole.deliveries.count, deliveriesAfter: currentOutcome.deliveries.count,
+                            externalBefore: whole.externalCount, externalAfter: currentOutcome.externalCount,
+                            replays: replays, seconds: Date().timeIntervalSince(started),
+                            stages: stages, budgetExhausted: exhausted)
+    }
+
+    /// Leaves out, in one step, every delivery, client operation and crash point that did not
+    /// happen before the violation's witness events.
+    private func causalStage() {
+        guard let violation = currentOutcome.violation, !violation.events.isEmpty else { return }
+        let steps = currentOutcome.steps
+        let nodes = current.nodes
+        // For each node, the last event of it that is in the causal past (-1: none).
+        var frontier = [Int](repeating: -1, count: nodes)
+        // Client request id → the node it went to.
+        var requestTarget: [UInt64: UInt32] = [:]
+        for step in steps where step.kind == .clientInvoke { requestTarget[step.id] = step.peer }
+        for witness in violation.events where Int(witness) < steps.count {
+            let step = steps[Int(witness)]
+            switch step.kind {
+            case .clientInvoke, .clientComplete:
+                if let node = requestTarget[step.id], Int(node) < nodes { frontier[Int(node)] = max(frontier[Int(node)], Int(witness)) }
+            case .violation, .runEnd, .runStart, .decision:
+                break
+            default:
+                if Int(step.node) < nodes { frontier[Int(step.node)] = max(frontier[Int(step.node)], Int(witness)) }
+            }
+        }
+        guard frontier.contains(where: { $0 >= 0 }) else { return }
+        // One backward pass: a delivery inside a node's past puts its send inside the sender's.
+        var inPast = Set<Int>()
+        let deliveries = currentOutcome.deliveries
+        for delivery in deliveries.reversed() {
+            let target = Int(delivery.target)
+            guard target < nodes, delivery.event <= frontier[target] else { continue }
+            inPast.insert(delivery.event)
+            let source = Int(delivery.source)
+            if source < nodes { frontier[source] = max(frontier[source], delivery.sendEvent) }
+        }
+        let outside = deliveries.filter { !inPast.contains($0.event) }.map(\.identity)
+        let operations = currentOutcome.external.operations.filter { operation in
+            let step = steps[Int(operation.event)]
+            return !(Int(step.peer) < nodes && Int(operation.event) <= frontier[Int(step.peer)])
+        }.map { $0.identity }
+        let crashPoints = currentOutcome.external.crashPoints.filter { point in
+            let step = steps[Int(point.event)]
+            return !(Int(step.node) < nodes && Int(point.event) <= frontier[Int(step.node)])
+        }.map { $0.ordinal }
+        if !attempt({ i in i.droppedMessages += outside; i.skippedOperations += operations; i.skippedCrashPoints += crashPoints }) {
+            if !attempt({ i in i.droppedMessages += outside }) {
+                attempt { i in i.skippedOperations += operations; i.skippedCrashPoints += crashPoints }
+            }
+        }
+    }
+
+    /// Records the shrunk run in `store`, linked to the original; returns its id.
+    public func record(_ result: ShrinkResult, into store: TraceStore, toolVersion: String) throws -> UInt64 {
+        let configuration = result.configuration
+        let json = String(decoding: try JSONCoding.encoder.encode(configuration), as: UTF8.self)
+        let recorder = try store.beginRun(seed: configuration.seed, configuration: json, toolVersion: toolVersion, parentRun: result.originalRun)
+        let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: recorder)
+        let feed = TolerantFeed(replayer.decisions, messages: replayer.decisionMessages)
+        simulator.setDecisionFeed(feed)
+        simulator.observer = { kind, _, node, peer, _, payload in
+            if kind == .send, let message = Message.decode(Array(payload)) {
+                feed.currentMessage = message.fingerprint(source: node, target: peer)
+            } else if kind != .decision && kind != .drop && kind != .duplicate {
+                feed.currentMessage = nil
+            }
+        }
+        let outcome = simulator.run()
+        guard let violation = outcome.violation, violation.checker == target.checker, violation.kind == target.kind else {
+            throw ShrinkError.notReproduced(run: replayer.info.id, found: outcome.violation)
+        }
+        return recorder.runID
+    }
+}
+
+public enum ShrinkError: Error, CustomStringConvertible {
+    case noViolation(run: UInt64)
+    case notReproduced(run: UInt64, found: Violation?)
+
+    public var description: String {
+        switch self {
+        case .noViolation(let run):
+            "run \(run) passed: there is no violation to shrink (pick a failing run, e.g. 'latest-failure')"
+        case .notReproduced(let run, let found):
+            "re-executing run \(run) did not reproduce its violation (got \(found.map(\.description) ?? "no violation")); "
+                + "replay it with 'chaostrace replay \(run)' to see where it diverges"
+        }
+    }
+}

@@ -1,0 +1,170 @@
+import Foundation
+import Replay
+import Simulation
+import Systems
+import TraceStore
+import XCTest
+
+final class ShrinkerTests: XCTestCase {
+    var directory: URL!
+    var store: TraceStore!
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("chaostrace-shrink-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        store = try TraceStore(path: directory.appendingPathComponent("runs.trace").path)
+    }
+
+    override func tearDownWithError() throws {
+        store = nil
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    private func configuration(_ system: SystemDefinition.Type, seed: UInt64, suite: Suite, bug: String?, nodes: Int) -> SimulationConfiguration {
+        var configuration = SimulationConfiguration()
+        configuration.system = system.name
+        configuration.seed = seed
+        configuration.bug = bug
+        configuration.nodes = nodes
+        configuration.nemesis.suite = suite
+        configuration.durationNanoseconds = 3_000_000_000
+        configuration.livenessNanoseconds = 2_000_000_000
+        configuration.nemesis.failureRate = Ratio(1, 2)
+        if let interval = system.clientIntervalNanoseconds { configuration.clientIntervalNanoseconds = interval }
+        if suite == .byzantine { configuration.nemesis.byzantineNodes = system.byzantineTolerance(nodes: nodes) }
+        return configuration
+    }
+
+    private func record(_ configuration: SimulationConfiguration, _ system: SystemDefinition.Type) throws -> (UInt64, SimulationResult) {
+        let recorder = try store.beginRun(seed: configuration.seed, configuration: "{}", toolVersion: "test")
+        let result = Simulator(configuration: configuration, system: system.init(configuration: configuration), recorder: recorder).run()
+        return (recorder.runID, result)
+    }
+
+    private func shrink(_ run: UInt64, _ system: SystemDefinition.Type, maxReplays: Int) throws -> (Shrinker, ShrinkResult) {
+        let shrinker = try Shrinker(store: store, run: run, minimumNodes: 3) { system.init(configuration: $0) }
+        var options = ShrinkOptions()
+        options.maxReplays = maxReplays
+        options.timeLimit = 600
+        return (shrinker, try shrinker.shrink(options: options))
+    }
+
+    func testAShrunkRaftRunKeepsItsViolationReplaysExactlyAndIsFarSmaller() throws {
+        let config = configuration(RaftSystem.self, seed: 8, suite: .network, bug: "raft.stale-read", nodes: 5)
+        let (run, result) = try record(config, RaftSystem.self)
+        let original = try XCTUnwrap(result.violation, "seed 8 finds the stale read")
+        let (shrinker, shrunk) = try shrink(run, RaftSystem.self, maxReplays: 400)
+        XCTAssertEqual(shrunk.violation.checker, original.checker)
+        XCTAssertEqual(shrunk.violation.kind, original.kind)
+        XCTAssertLessThan(shrunk.deliveriesAfter * 2, shrunk.deliveriesBefore, "at least half of the deliveries go")
+        XCTAssertLessThan(shrunk.externalAfter, shrunk.externalBefore)
+        XCTAssertLessThanOrEqual(shrunk.replays, 400 + 2)
+
+        // Recorded as a new run, linked to the original, that replays exactly with the violation.
+        let newRun = try shrinker.record(shrunk, into: store, toolVersion: "test")
+        XCTAssertEqual(try store.run(newRun).parentRun, run)
+        let replayer = try Replayer(store: store, run: newRun)
+        XCTAssertEqual(replayer.configuration.interventions, shrunk.configuration.interventions)
+        let report = try replayer.replay(system: RaftSystem(configuration: replayer.configuration))
+        XCTAssertTrue(report.identical, String(describing: report.firstDivergence))
+        XCTAssertTrue(report.violationReproduced)
+        let deliveries = try store.reader(run: newRun).allEvents().filter { $0.kind == .deliver }.count
+        XCTAssertEqual(deliveries, shrunk.deliveriesAfter)
+    }
+
+    func testShrinkingTheSameRunTwiceGivesTheSameResult() throws {
+        let config = configuration(BFTSystem.self, seed: 2, suite: .byzantine, bug: "bft.skip-signature-check", nodes: 4)
+        let (run, result) = try record(config, BFTSystem.self)
+        XCTAssertNotNil(result.violation)
+        let (_, first) = try shrink(run, BFTSystem.self, maxReplays: 150)
+        let (_, second) = try shrink(run, BFTSystem.self, maxReplays: 150)
+        XCTAssertEqual(first.configuration, second.configuration)
+        XCTAssertEqual(first.deliveriesAfter, second.deliveriesAfter)
+        XCTAssertEqual(first.externalAfter, second.externalAfter)
+        XCTAssertEqual(first.replays, second.replays)
+        XCTAssertLessThan(first.deliveriesAfter, first.deliveriesBefore)
+    }
+
+    func testAPassingRunCannotBeShrunk() throws {
+        let config = configuration(EchoSystem.self, seed: 1, suite: .none, bug: nil, nodes: 3)
+        let (run, result) = try record(config, EchoSystem.self)
+        XCTAssertNil(result.violation)
+        XCTAssertThrowsError(try Shrinker(store: store, run: run) { EchoSystem(configuration: $0) }) { error in
+            XCTAssertTrue("\(error)".contains("nothing to shrink") || "\(error)".contains("no violation"), "\(error)")
+        }
+    }
+
+    func testInterventionsLeaveOutExactlyWhatTheyName() throws {
+        var config = configuration(RaftSystem.self, seed: 3, suite: .none, bug: nil, nodes: 3)
+        config.durationNanoseconds = 1_000_000_000
+        config.livenessNanoseconds = 0
+        func run(_ interventions: Interventions?) -> [Event] {
+            var configuration = config
+            configuration.interventions = interventions
+            var events: [Event] = []
+            let simulator = Simulator(configuration: configuration, system: RaftSystem(configuration: configuration), recorder: nil)
+            simulator.observer = { kind, time, node, peer, id, payload in
+                events.append(Event(kind: kind, time: time, node: node, peer: peer, id: id, payload: Array(payload)))
+            }
+            _ = simulator.run()
+            return events
+        }
+        let plain = run(nil)
+        let invokes = plain.filter { $0.kind == .clientInvoke }
+        XCTAssertGreaterThan(invokes.count, 10)
+
+        var skip = Interventions()
+        skip.skippedOperations = [0 << 32 | 1, 1 << 32 | 2]
+        let skipped = run(skip)
+        let firstOfClient0 = skipped.first { $0.kind == .clientInvoke && $0.node == 0 }
+        XCTAssertNotEqual(firstOfClient0?.time, invokes.first { $0.node == 0 }?.time, "client 0's first operation is left out")
+
+        var silence = Interventions()
+        silence.droppedGroups = [Interventions.MessageGroup(type: 1, key: 1)]  // every RequestVote of term 1
+        let silenced = run(silence)
+        let votesOfTerm1 = silenced.filter { event in
+            event.kind == .send && Message.decode(event.payload).map { $0.type == 1 && $0.key == 1 } == true
+        }
+        XCTAssertFalse(votesOfTerm1.isEmpty)
+        let delivered = Set(silenced.filter { $0.kind == .deliver }.map(\.id))
+        XCTAssertTrue(votesOfTerm1.allSatisfy { !delivered.contains($0.id) }, "no RequestVote of term 1 arrives")
+        XCTAssertTrue(silenced.contains { $0.kind == .drop && String(decoding: $0.payload, as: UTF8.self) == "removed" })
+    }
+}
+
+/// The committed minimal counterexamples: each replays exactly and shows its violation with the
+/// bug on, and the violation is gone when the bug is switched off (tolerant replay).
+final class RegressionTraceTests: XCTestCase {
+    func testEveryRegressionTraceReproducesWithTheBugAndNotWithout() throws {
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("traces/regressions/regressions.trace")
+        guard FileManager.default.fileExists(atPath: source.path) else {
+            return XCTFail("traces/regressions/regressions.trace is missing: run tools/regressions")
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("chaostrace-regressions-\(getpid())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let copy = directory.appendingPathComponent("regressions.trace")
+        try FileManager.default.copyItem(at: source, to: copy)
+        let store = try TraceStore(path: copy.path)
+        let runs = try store.runs()
+        XCTAssertGreaterThanOrEqual(runs.count, 7)
+        var bugs: [String] = []
+        for info in runs {
+            let replayer = try Replayer(store: store, run: info.id)
+            let configuration = replayer.configuration
+            let bug = try XCTUnwrap(configuration.bug, "run \(info.id) has a planted bug")
+            bugs.append(bug)
+            let system = try XCTUnwrap(SystemRegistry.named(configuration.system))
+            let report = try replayer.replay(system: system.init(configuration: configuration))
+            XCTAssertTrue(report.identical, "\(bug): \(String(describing: report.firstDivergence))")
+            XCTAssertTrue(report.violationReproduced, "\(bug) reproduces")
+            var fixed = configuration
+            fixed.bug = nil
+            let without = try replayer.replay(system: system.init(configuration: fixed), configuration: fixed, mode: .tolerant)
+            XCTAssertNil(without.violation, "\(bug) switched off: \(String(describing: without.violation))")
+        }
+        XCTAssertEqual(Set(bugs), Set(["raft.stale-read", "raft.forget-vote", "raft.commit-old-term", "crdt.lww-local-clock",
+                                       "blockstore.ack-before-fsync", "bft.small-quorum", "bft.skip-signature-check"]))
+    }
+}
