@@ -43,6 +43,8 @@ public final class Replayer {
     let decisions: [Event]
     /// For each decision, the fingerprint of the message whose send it directly followed.
     let decisionMessages: [UInt64?]
+    /// For each workload decision, the client operation it was drawn for (client << 32 | ordinal).
+    let decisionOperations: [UInt64?]
 
     /// Reads the run's configuration and decisions. Fails when the run was not recorded by the
     /// simulator (no configuration at its start).
@@ -55,13 +57,31 @@ public final class Replayer {
         var messages: [UInt64?] = []
         var violation: Violation?
         var lastSend: UInt64?
+        var operations: [UInt64?] = []
+        var pendingWorkload: [Int] = []
+        var ordinals: [UInt64] = []
         try reader.forEach { _, event in
             switch event.kind {
             case .runStart:
                 configuration = try? JSONDecoder().decode(SimulationConfiguration.self, from: Data(event.payload))
+                ordinals = [UInt64](repeating: 0, count: configuration?.clients ?? 0)
+                for (client, shift) in (configuration?.interventions?.operationShifts ?? []).enumerated() where client < ordinals.count {
+                    ordinals[client] = shift
+                }
             case .decision:
                 decisions.append(event.materialize())
                 messages.append(event.node == DecisionStream.network ? lastSend : nil)
+                operations.append(nil)
+                if event.node == DecisionStream.workload { pendingWorkload.append(decisions.count - 1) }
+            case .clientInvoke:
+                // The workload decisions since the last invocation were drawn for this operation.
+                let client = Int(event.node)
+                if client < ordinals.count {
+                    ordinals[client] += 1
+                    for index in pendingWorkload { operations[index] = UInt64(client) << 32 | ordinals[client] }
+                }
+                pendingWorkload.removeAll()
+                lastSend = nil
             case .send:
                 lastSend = Message.decode(Array(event.payload))?.fingerprint(source: event.node, target: event.peer)
             case .drop, .duplicate:
@@ -80,6 +100,7 @@ public final class Replayer {
         self.configuration = configuration
         self.decisions = decisions
         self.decisionMessages = messages
+        self.decisionOperations = operations
         self.recordedViolation = violation
     }
 
@@ -171,7 +192,7 @@ public final class Replayer {
                                                     recordedContext: [], replayedContext: [])
             }
         case .tolerant:
-            let feed = TolerantFeed(decisions, messages: decisionMessages)
+            let feed = makeTolerantFeed()
             simulator.setDecisionFeed(feed)
             simulator.observer = { kind, _, node, peer, _, payload in
                 if kind == .send, let message = Message.decode(Array(payload)) {
@@ -192,6 +213,12 @@ public final class Replayer {
             report.violationReproduced = recordedViolation.checker == violation.checker && recordedViolation.kind == violation.kind
         }
         return report
+    }
+
+    /// A feed that matches this recording's decisions to a changed execution.
+    func makeTolerantFeed() -> TolerantFeed {
+        TolerantFeed(decisions, messages: decisionMessages, operations: decisionOperations,
+                     tickShift: configuration.interventions?.tickShift ?? 0)
     }
 
     static func describe(_ number: UInt64, _ event: Event) -> String {
@@ -223,23 +250,29 @@ final class StrictFeed: DecisionFeed {
 }
 
 /// Matches recorded decisions to a changed execution: network decisions follow the message they
-/// were drawn for (by fingerprint), nemesis decisions the tick they were drawn at (so a tick whose
-/// fault is left out does not hand its choices to the next), the others their stream and tag in
-/// order. What the recording lacks is drawn afresh.
+/// were drawn for (by fingerprint), nemesis decisions the tick they were drawn at and workload
+/// decisions the client operation (so a tick or an operation left out, or a run moved in time,
+/// does not hand its choices to another), the others their stream and tag in order. What the
+/// recording lacks is drawn afresh.
 public final class TolerantFeed: DecisionFeed {
     private var byMessage: [UInt64: [(tag: UInt32, value: UInt64)]] = [:]
     private var byStream: [UInt64: [UInt64]] = [:]
     private var streamPositions: [UInt64: Int] = [:]
-    /// Per nemesis tick: its inject decision, then the choices of its fault.
+    /// Per recorded nemesis tick: its inject decision, then the choices of its fault.
     private var ticks: [[(tag: UInt32, value: UInt64)]] = []
-    private var tick = -1
+    private let tickShift: UInt64
     private var tickDecisions: [(tag: UInt32, value: UInt64)] = []
+    /// Per client operation: the workload decisions drawn for it.
+    private var byOperation: [UInt64: [(tag: UInt32, value: UInt64)]] = [:]
+    private var operationDecisions: [(tag: UInt32, value: UInt64)] = []
+    private var inOperation = false
     public var currentMessage: UInt64?
     public private(set) var matched = 0
     public private(set) var new = 0
     private var total = 0
 
-    public init(_ decisions: [Event], messages: [UInt64?]) {
+    public init(_ decisions: [Event], messages: [UInt64?], operations: [UInt64?] = [], tickShift: UInt64 = 0) {
+        self.tickShift = tickShift
         for (index, decision) in decisions.enumerated() {
             total += 1
             if let message = messages[index] {
@@ -247,6 +280,8 @@ public final class TolerantFeed: DecisionFeed {
             } else if decision.node == DecisionStream.nemesis && Self.tickTags.contains(decision.peer) {
                 if decision.peer == DecisionTag.nemesisInject || ticks.isEmpty { ticks.append([]) }
                 ticks[ticks.count - 1].append((decision.peer, decision.id))
+            } else if index < operations.count, let operation = operations[index] {
+                byOperation[operation, default: []].append((decision.peer, decision.id))
             } else {
                 byStream[UInt64(decision.node) << 32 | UInt64(decision.peer), default: []].append(decision.id)
             }
@@ -258,37 +293,44 @@ public final class TolerantFeed: DecisionFeed {
 
     public var remaining: Int { total - matched }
 
+    public func beginTick(_ ordinal: UInt64) {
+        let index = Int(ordinal) - Int(tickShift) - 1
+        tickDecisions = index >= 0 && index < ticks.count ? ticks[index] : []
+    }
+
+    public func beginOperation(_ identity: UInt64) {
+        inOperation = !byOperation.isEmpty
+        operationDecisions = byOperation[identity] ?? []
+    }
+
+    private func take(_ list: inout [(tag: UInt32, value: UInt64)], tag: UInt32, bound: UInt64) -> UInt64? {
+        guard let index = list.firstIndex(where: { $0.tag == tag }) else { return nil }
+        let value = list.remove(at: index).value
+        return value < bound ? value : nil
+    }
+
     public func next(stream: UInt32, tag: UInt32, bound: UInt64) -> UInt64? {
-        if stream == DecisionStream.network, let message = currentMessage, var queue = byMessage[message],
-           let index = queue.firstIndex(where: { $0.tag == tag }) {
-            let value = queue.remove(at: index).value
-            byMessage[message] = queue
-            if value < bound {
-                matched += 1
-                return value
+        var value: UInt64?
+        if stream == DecisionStream.network {
+            if let message = currentMessage, var queue = byMessage[message] {
+                value = take(&queue, tag: tag, bound: bound)
+                byMessage[message] = queue
             }
         } else if stream == DecisionStream.nemesis && Self.tickTags.contains(tag) {
-            if tag == DecisionTag.nemesisInject {
-                tick += 1
-                tickDecisions = tick < ticks.count ? ticks[tick] : []
-            }
-            if let index = tickDecisions.firstIndex(where: { $0.tag == tag }) {
-                let value = tickDecisions.remove(at: index).value
-                if value < bound {
-                    matched += 1
-                    return value
-                }
-            }
-        } else if stream != DecisionStream.network {
+            value = take(&tickDecisions, tag: tag, bound: bound)
+        } else if stream == DecisionStream.workload && inOperation {
+            value = take(&operationDecisions, tag: tag, bound: bound)
+        } else {
             let key = UInt64(stream) << 32 | UInt64(tag)
             let position = streamPositions[key, default: 0]
             if let queue = byStream[key], position < queue.count {
                 streamPositions[key] = position + 1
-                if queue[position] < bound {
-                    matched += 1
-                    return queue[position]
-                }
+                if queue[position] < bound { value = queue[position] }
             }
+        }
+        if let value {
+            matched += 1
+            return value
         }
         new += 1
         return nil

@@ -83,6 +83,7 @@ public final class Shrinker {
 
     /// An event as the causal analysis needs it.
     struct Step {
+        var time: UInt64
         var kind: EventKind
         var node: UInt32
         var peer: UInt32
@@ -95,15 +96,15 @@ public final class Shrinker {
         replays += 1
         let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: nil)
         simulator.trackExternalEvents()
-        let feed = TolerantFeed(replayer.decisions, messages: replayer.decisionMessages)
+        let feed = replayer.makeTolerantFeed()
         simulator.setDecisionFeed(feed)
         var outcome = Outcome()
         // Message id → (send event, fingerprint, occurrence, group).
         var sends: [UInt64: (event: Int, identity: Interventions.DroppedMessage, group: Interventions.MessageGroup)] = [:]
         var occurrences: [UInt64: UInt64] = [:]
-        simulator.observer = { [unowned simulator] kind, _, node, peer, id, payload in
+        simulator.observer = { [unowned simulator] kind, time, node, peer, id, payload in
             let number = Int(simulator.eventCount - 1)
-            outcome.steps.append(Step(kind: kind, node: node, peer: peer, id: id))
+            outcome.steps.append(Step(time: time, kind: kind, node: node, peer: peer, id: id))
             switch kind {
             case .send:
                 if let message = Message.decode(Array(payload)) {
@@ -141,6 +142,8 @@ public final class Shrinker {
 
     private var current: SimulationConfiguration!
     private var currentOutcome: Outcome!
+    private var best: SimulationConfiguration!
+    private var bestOutcome: Outcome!
     private var deadline: Date = .distantFuture
     private var maxReplays = 5_000
     private var progress: ((String) -> Void)?
@@ -166,9 +169,14 @@ public final class Shrinker {
         configure?(&candidate)
         if candidate == current { return false }
         let outcome = execute(candidate)
+        // Every accepted step leaves out more and makes the run no larger.
         guard reproduces(outcome), outcome.size <= currentOutcome.size else { return false }
         current = candidate
         currentOutcome = outcome
+        if outcome.size <= bestOutcome.size {
+            best = candidate
+            bestOutcome = outcome
+        }
         report()
         return true
     }
@@ -251,6 +259,8 @@ public final class Shrinker {
             throw ShrinkError.notReproduced(run: replayer.info.id, found: original.violation)
         }
         currentOutcome = original
+        best = current
+        bestOutcome = original
         // Sizes before: the whole recorded run, not only its part before the cut.
         let whole = current == replayer.configuration ? original : execute(replayer.configuration)
 
@@ -258,16 +268,14 @@ public final class Shrinker {
         var pass = 0
         while budgetLeft && pass < 4 {
             pass += 1
-            let before = currentOutcome.size
-            let shapeBefore = (current.nodes, current.clients, current.durationNanoseconds)
+            let before = bestOutcome.size
+            let shapeBefore = (current.nodes, current.clients, current.durationNanoseconds + current.livenessNanoseconds)
             run("time") {
-                // The same faults in the same order, sooner: nemesis ticks and the safety phase
-                // compressed together, so no tick the recording lacks appears.
-                for _ in 0..<4 {
-                    let tick = current.nemesis.tickNanoseconds / 2 / 1_000_000 * 1_000_000
-                    let duration = current.durationNanoseconds / 2 / 1_000_000 * 1_000_000
-                    guard tick >= 5_000_000, duration >= 100_000_000, budgetLeft else { break }
-                    if !attempt({ _ in }, configure: { $0.nemesis.tickNanoseconds = tick; $0.durationNanoseconds = duration }) { break }
+                shiftEarlier()
+                // A shorter liveness phase, for violations judged after it (convergence).
+                while current.livenessNanoseconds >= 200_000_000 && budgetLeft {
+                    let liveness = current.livenessNanoseconds / 2 / 1_000_000 * 1_000_000
+                    if !attempt({ _ in }, configure: { $0.livenessNanoseconds = liveness }) { break }
                 }
             }
             run("clients") {
@@ -295,14 +303,41 @@ public final class Shrinker {
                     if !attempt({ _ in }, nodes: current.nodes - 1) { break }
                 }
             }
-            if currentOutcome.size >= before && shapeBefore == (current.nodes, current.clients, current.durationNanoseconds) { break }
+            if bestOutcome.size >= before && shapeBefore == (current.nodes, current.clients, current.durationNanoseconds + current.livenessNanoseconds) { break }
         }
 
-        return ShrinkResult(originalRun: replayer.info.id, violation: currentOutcome.violation ?? target, configuration: current,
-                            deliveriesBefore: whole.deliveries.count, deliveriesAfter: currentOutcome.deliveries.count,
-                            externalBefore: whole.externalCount, externalAfter: currentOutcome.externalCount,
+        return ShrinkResult(originalRun: replayer.info.id, violation: bestOutcome.violation ?? target, configuration: best,
+                            deliveriesBefore: whole.deliveries.count, deliveriesAfter: bestOutcome.deliveries.count,
+                            externalBefore: whole.externalCount, externalAfter: bestOutcome.externalCount,
                             replays: replays, seconds: Date().timeIntervalSince(started),
                             stages: stages, budgetExhausted: exhausted)
+    }
+
+    /// Moves the run earlier in time: it starts as many nemesis ticks (and each client as many
+    /// operations) into the recording as leaves a second before the first fault still in it, so
+    /// the quiet stretch before the faults, with all its heartbeats, is gone.
+    private func shiftEarlier() {
+        let log = currentOutcome.external
+        guard let firstTick = log.ticks.map({ $0.ordinal }).min() else { return }
+        let tickLength = current.nemesis.tickNanoseconds
+        let base = current.interventions?.tickShift ?? 0
+        let lead = max(1, 1_000_000_000 / tickLength)
+        guard firstTick > base + lead + 1 else { return }
+        let newShift = firstTick - lead - 1
+        let cutTime = (newShift - base) * tickLength
+        guard cutTime + 100_000_000 < current.durationNanoseconds else { return }
+        var shifts = current.interventions?.operationShifts ?? []
+        while shifts.count < current.clients { shifts.append(0) }
+        for operation in log.operations where Int(operation.event) < currentOutcome.steps.count
+            && currentOutcome.steps[Int(operation.event)].time < cutTime {
+            let client = Int(operation.identity >> 32)
+            if client < shifts.count { shifts[client] = max(shifts[client], operation.identity & 0xFFFF_FFFF) }
+        }
+        let duration = current.durationNanoseconds - cutTime
+        attempt({ i in
+            i.tickShift = newShift
+            i.operationShifts = shifts
+        }, configure: { $0.durationNanoseconds = duration })
     }
 
     /// Leaves out, in one step, every delivery, client operation and crash point that did not
@@ -360,7 +395,7 @@ public final class Shrinker {
         let json = String(decoding: try JSONCoding.encoder.encode(configuration), as: UTF8.self)
         let recorder = try store.beginRun(seed: configuration.seed, configuration: json, toolVersion: toolVersion, parentRun: result.originalRun)
         let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: recorder)
-        let feed = TolerantFeed(replayer.decisions, messages: replayer.decisionMessages)
+        let feed = replayer.makeTolerantFeed()
         simulator.setDecisionFeed(feed)
         simulator.observer = { kind, _, node, peer, _, payload in
             if kind == .send, let message = Message.decode(Array(payload)) {

@@ -185,8 +185,28 @@ public struct Interventions: Codable, Equatable, Sendable {
     public var droppedMessages: [DroppedMessage] = []
     /// Every message of these (type, key) groups is lost: a term, a view, a round.
     public var droppedGroups: [MessageGroup] = []
+    /// The run starts this many nemesis ticks into the recording: tick 1 acts as recorded tick
+    /// `tickShift + 1` (a run moved earlier in time).
+    public var tickShift: UInt64 = 0
+    /// Per client, how many of its recorded operations come before the run starts.
+    public var operationShifts: [UInt64] = []
 
     public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case skippedTicks, skippedCrashPoints, skippedOperations, droppedMessages, droppedGroups, tickShift, operationShifts
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        skippedTicks = try container.decodeIfPresent([UInt64].self, forKey: .skippedTicks) ?? []
+        skippedCrashPoints = try container.decodeIfPresent([UInt64].self, forKey: .skippedCrashPoints) ?? []
+        skippedOperations = try container.decodeIfPresent([UInt64].self, forKey: .skippedOperations) ?? []
+        droppedMessages = try container.decodeIfPresent([DroppedMessage].self, forKey: .droppedMessages) ?? []
+        droppedGroups = try container.decodeIfPresent([MessageGroup].self, forKey: .droppedGroups) ?? []
+        tickShift = try container.decodeIfPresent(UInt64.self, forKey: .tickShift) ?? 0
+        operationShifts = try container.decodeIfPresent([UInt64].self, forKey: .operationShifts) ?? []
+    }
 
     public struct DroppedMessage: Codable, Equatable, Hashable, Sendable, Comparable {
         public var fingerprint: UInt64
@@ -210,6 +230,7 @@ public struct Interventions: Codable, Equatable, Sendable {
 
     public var isEmpty: Bool {
         skippedTicks.isEmpty && skippedCrashPoints.isEmpty && skippedOperations.isEmpty && droppedMessages.isEmpty && droppedGroups.isEmpty
+            && tickShift == 0 && operationShifts.allSatisfy { $0 == 0 }
     }
 
     /// Sorted, without repeats, so equal interventions encode identically.

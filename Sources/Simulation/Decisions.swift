@@ -84,6 +84,16 @@ public protocol DecisionFeed: AnyObject {
     /// Returns nil when the recording has no matching decision (the replay has diverged); the
     /// simulator then draws from its own stream and carries on.
     func next(stream: UInt32, tag: UInt32, bound: UInt64) -> UInt64?
+    /// The nemesis is at tick `ordinal` (1-based): the decisions that follow are that tick's.
+    func beginTick(_ ordinal: UInt64)
+    /// A client starts its operation `identity` (client << 32 | 1-based ordinal): the workload
+    /// decisions that follow are that operation's.
+    func beginOperation(_ identity: UInt64)
+}
+
+extension DecisionFeed {
+    public func beginTick(_ ordinal: UInt64) {}
+    public func beginOperation(_ identity: UInt64) {}
 }
 
 /// Hands out every random choice of a run, from per-component PRNG streams (live) or from a

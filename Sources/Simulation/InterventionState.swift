@@ -7,9 +7,7 @@ final class InterventionState {
     let skippedOperations: Set<UInt64>
     let droppedMessages: Set<Interventions.DroppedMessage>
     let droppedGroups: Set<Interventions.MessageGroup>
-    var ticks: UInt64 = 0
     var crashPoints: UInt64 = 0
-    var operations: [UInt64]
     var occurrences: [UInt64: UInt64] = [:]
     var log = ExternalEventLog()
 
@@ -19,14 +17,17 @@ final class InterventionState {
         skippedOperations = Set(interventions.skippedOperations)
         droppedMessages = Set(interventions.droppedMessages)
         droppedGroups = Set(interventions.droppedGroups)
-        operations = [UInt64](repeating: 0, count: clients)
     }
 
-    /// Counts a send and says whether the interventions drop it.
-    func dropsSend(_ message: Message, from source: NodeID, to target: NodeID) -> Bool {
+    /// Counts a send and says whether the interventions drop it. In the liveness phase (`healed`)
+    /// nothing is dropped: every fault heals there, the shrinker's removals too, so checks that
+    /// rely on a healed network stay meaningful.
+    func dropsSend(_ message: Message, from source: NodeID, to target: NodeID, healed: Bool) -> Bool {
+        guard !droppedGroups.isEmpty || !droppedMessages.isEmpty else { return false }
         let fingerprint = message.fingerprint(source: source, target: target)
         let occurrence = occurrences[fingerprint, default: 0] + 1
         occurrences[fingerprint] = occurrence
+        if healed { return false }
         if !droppedGroups.isEmpty && droppedGroups.contains(Interventions.MessageGroup(type: message.type, key: message.key)) { return true }
         return !droppedMessages.isEmpty && droppedMessages.contains(Interventions.DroppedMessage(fingerprint: fingerprint, occurrence: occurrence))
     }

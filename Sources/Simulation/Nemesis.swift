@@ -80,11 +80,12 @@ extension Simulator {
             queue.push(time: time + nemesis.configuration.tickNanoseconds, kind: .nemesisTick)
         }
         let stream = DecisionStream.nemesis
-        interventions?.ticks += 1
+        tickOrdinal += 1
+        decider.feed?.beginTick(tickOrdinal)
         // Drawn even at a rate of 1, so that every tick leaves a decision a replay can align on.
         let rate = nemesis.failureRate
         guard decide(stream: stream, tag: DecisionTag.nemesisInject, below: rate.denominator) < rate.numerator else { return }
-        if let interventions, interventions.skippedTicks.contains(interventions.ticks) { return }
+        if let interventions, interventions.skippedTicks.contains(tickOrdinal) { return }
         // Faults of a kind already in force are not stacked.
         let available = nemesis.faults.filter { fault in !nemesis.active.contains { $0.kind == fault.kind } }
         guard !available.isEmpty else { return }
@@ -105,7 +106,7 @@ extension Simulator {
         }
         let firstEvent = eventCount
         if let fault = inject(kind) {
-            interventions?.log.ticks.append((interventions!.ticks, firstEvent))
+            interventions?.log.ticks.append((tickOrdinal, firstEvent))
             statistics.faultsInjected += 1
             nemesis.active.append(fault)
             let healAt = Swift.min(time + duration, configuration.durationNanoseconds)
@@ -645,6 +646,7 @@ extension Simulator {
     public func withContext<T>(of node: NodeID, _ body: (Node, NodeContext) throws -> T) rethrows -> T? {
         let slot = slots[Int(node)]
         guard slot.up, let instance = slot.node else { return nil }
+        defer { if slot.crashing { crashAtPoint(node) } }
         return try body(instance, slot.context)
     }
 }

@@ -133,10 +133,21 @@ public final class Simulator {
         clientBusy = [Bool](repeating: false, count: configuration.clients)
         nemesis = NemesisState(configuration: configuration.nemesis)
         scratch.reserveCapacity(256)
+        operationOrdinals = [UInt64](repeating: 0, count: configuration.clients)
         if let interventions = configuration.interventions {
             self.interventions = InterventionState(interventions, clients: configuration.clients)
+            // A run shifted in time starts at a later tick and later client operations.
+            tickOrdinal = interventions.tickShift
+            for (client, shift) in interventions.operationShifts.enumerated() where client < configuration.clients {
+                operationOrdinals[client] = shift
+            }
         }
     }
+
+    /// Nemesis ticks so far (1-based ordinal of the current one).
+    var tickOrdinal: UInt64 = 0
+    /// Operations each client has started so far.
+    var operationOrdinals: [UInt64]
 
     var interventions: InterventionState?
 
@@ -444,7 +455,7 @@ public final class Simulator {
             sourceSlot.sentHistory.append((target, message))
         }
         let link = Int(from) * nodeCount + Int(target)
-        if let interventions, interventions.dropsSend(message, from: from, to: target) {
+        if let interventions, interventions.dropsSend(message, from: from, to: target, healed: livenessStart != nil) {
             // Its latency is still drawn so later messages keep their recorded ones.
             _ = drawLatency()
             drop(from: from, to: target, id: id, reason: "removed")
@@ -577,13 +588,14 @@ public final class Simulator {
 
     private func issueOperation(client: UInt32) {
         guard !stopped, Int(client) < clientBusy.count, !clientBusy[Int(client)], time < quietFrom else { return }
+        operationOrdinals[Int(client)] += 1
+        let identity = UInt64(client) << 32 | operationOrdinals[Int(client)]
+        decider.feed?.beginOperation(identity)
         let operation = system.nextOperation(client: client) { bound in
             self.decide(stream: DecisionStream.workload, tag: DecisionTag.workloadValue, below: bound)
         }
         let target = NodeID(decide(stream: DecisionStream.workload, tag: DecisionTag.workloadTarget, below: UInt64(nodeCount)))
         if let interventions {
-            interventions.operations[Int(client)] += 1
-            let identity = UInt64(client) << 32 | interventions.operations[Int(client)]
             if interventions.skippedOperations.contains(identity) {
                 // Left out: the client thinks and moves on to its next operation.
                 if time + configuration.clientIntervalNanoseconds < configuration.endNanoseconds {

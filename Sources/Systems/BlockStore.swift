@@ -13,6 +13,15 @@ import Simulation
 public struct BlockStoreSystem: SystemDefinition {
     public static let name = "blockstore"
     public static let bugs = ["blockstore.ack-before-fsync"]
+    public static func messageName(_ type: UInt16) -> String? {
+        switch type {
+        case BlockNode.store: "Store request"
+        case BlockNode.stored: "Stored request"
+        case BlockNode.fetch: "Fetch request"
+        case BlockNode.fetched: "Fetched request"
+        default: nil
+        }
+    }
     let configuration: SimulationConfiguration
     let replication: Int
 

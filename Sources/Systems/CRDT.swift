@@ -13,6 +13,7 @@ import Simulation
 public struct CRDTSystem: SystemDefinition {
     public static let name = "crdt"
     public static let bugs = ["crdt.lww-local-clock"]
+    public static func messageName(_ type: UInt16) -> String? { type == CRDTNode.gossipType ? "Gossip round" : nil }
     let configuration: SimulationConfiguration
 
     public init(configuration: SimulationConfiguration) { self.configuration = configuration }

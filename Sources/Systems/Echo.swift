@@ -12,6 +12,13 @@ import Simulation
 public struct EchoSystem: SystemDefinition {
     public static let name = "echo"
     public static let bugs = ["echo.set-order", "echo.stuck-after-restart", "echo.off-by-one"]
+    public static func messageName(_ type: UInt16) -> String? {
+        switch type {
+        case EchoMessage.gossip: "Gossip"
+        case EchoMessage.echo: "Echo"
+        default: nil
+        }
+    }
     public static let suites: [Suite] = [.none, .nodes, .network, .resources, .distributed, .byzantine]
 
     let configuration: SimulationConfiguration

@@ -319,9 +319,31 @@ final class CrashPointTests: XCTestCase {
         }
         let events = try harness.finishAndReadTrace()
         let crashes = events.filter { $0.kind == .crash && $0.node == 1 }.count
-        XCTAssertGreaterThan(crashes, 2, "about one crash point in twenty fires")
-        XCTAssertLessThan(crashes, 40)
+        XCTAssertGreaterThan(crashes, 25, "about one crash point in four fires")
+        XCTAssertLessThan(crashes, 80)
         XCTAssertEqual(events.filter { $0.kind == .restart && $0.node == 1 }.count, crashes, "each is restarted within 50 ms")
+    }
+
+    func testAFiredCrashPointLosesTheRestOfTheHandler() throws {
+        var configuration = probeConfiguration()
+        configuration.nemesis.suite = .nodes
+        configuration.nemesis.failureRate = .never
+        let harness = try ProbeHarness(configuration, record: true)
+        // Until one fires: a crash point, then a send, a write and an fsync in the same handler.
+        for round in 0..<100 {
+            _ = harness.simulator.withContext(of: 1) { _, context in
+                context.crashPoint()
+                context.send(Message(type: 7, key: UInt64(round)), to: 2)
+                try? context.write("after", [1])
+                try? context.fsync()
+            }
+            harness.advance(milliseconds: 60)
+        }
+        let events = try harness.finishAndReadTrace()
+        let crashes = events.filter { $0.kind == .crash && $0.node == 1 }.count
+        XCTAssertGreaterThan(crashes, 0)
+        let sent = events.filter { $0.kind == .send && $0.node == 1 }.count
+        XCTAssertEqual(sent, 100 - crashes, "a handler that hit a firing crash point sends nothing after it")
     }
 
     func testCrashPointsNeverFireWithoutCrashFaults() throws {
