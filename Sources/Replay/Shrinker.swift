@@ -266,17 +266,13 @@ public final class Shrinker {
 
         run("causal past") { causalStage() }
         var pass = 0
-        while budgetLeft && pass < 4 {
+        while budgetLeft && pass < 8 {
             pass += 1
             let before = bestOutcome.size
             let shapeBefore = (current.nodes, current.clients, current.durationNanoseconds + current.livenessNanoseconds)
             run("time") {
+                cutAfterWitnesses()
                 shiftEarlier()
-                // A shorter liveness phase, for violations judged after it (convergence).
-                while current.livenessNanoseconds >= 200_000_000 && budgetLeft {
-                    let liveness = current.livenessNanoseconds / 2 / 1_000_000 * 1_000_000
-                    if !attempt({ _ in }, configure: { $0.livenessNanoseconds = liveness }) { break }
-                }
             }
             run("clients") {
                 for clients in 1..<max(1, current.clients) where budgetLeft {
@@ -289,6 +285,7 @@ public final class Shrinker {
                 reduce(currentOutcome.external.crashPoints.map(\.ordinal)) { slice, i in i.skippedCrashPoints += slice }
                 reduce(currentOutcome.external.operations.map(\.identity)) { slice, i in i.skippedOperations += slice }
             }
+            run("cut") { cutAfterWitnesses() }
             run("message groups") {
                 var seen = Set<Interventions.MessageGroup>()
                 var groups: [Interventions.MessageGroup] = []
@@ -297,6 +294,13 @@ public final class Shrinker {
             }
             run("deliveries") {
                 reduce(currentOutcome.deliveries.map(\.identity)) { slice, i in i.droppedMessages += slice }
+            }
+            run("liveness") {
+                // A shorter liveness phase, for violations judged after it (convergence).
+                while current.livenessNanoseconds >= 200_000_000 && budgetLeft {
+                    let liveness = current.livenessNanoseconds / 2 / 1_000_000 * 1_000_000
+                    if !attempt({ _ in }, configure: { $0.livenessNanoseconds = liveness }) { break }
+                }
             }
             run("nodes") {
                 while current.nodes > minimumNodes && budgetLeft {
@@ -317,24 +321,58 @@ public final class Shrinker {
     /// operations) into the recording as leaves a second before the first fault still in it, so
     /// the quiet stretch before the faults, with all its heartbeats, is gone.
     private func shiftEarlier() {
-        let log = currentOutcome.external
-        guard let firstTick = log.ticks.map({ $0.ordinal }).min() else { return }
         let tickLength = current.nemesis.tickNanoseconds
+        let log = currentOutcome.external
+        // The witnesses' time in the current run.
+        var witness: UInt64 = 0
+        for number in currentOutcome.violation?.events ?? [] where Int(number) < currentOutcome.steps.count {
+            witness = max(witness, currentOutcome.steps[Int(number)].time)
+        }
+        // Start one, two or four seconds before the witnesses (dropping every fault, operation
+        // and heartbeat before), else a second before the first fault still in the run.
+        var starts: [UInt64] = [1, 2, 4].compactMap { seconds in
+            let lead = UInt64(seconds) * 1_000_000_000
+            return witness > lead + tickLength ? (witness - lead) / tickLength * tickLength : nil
+        }
+        if let firstTick = log.ticks.map({ $0.ordinal }).min() {
+            let base = current.interventions?.tickShift ?? 0
+            let lead = max(1, 1_000_000_000 / tickLength)
+            if firstTick > base + lead + 1 { starts.append((firstTick - lead - 1 - base) * tickLength) }
+        }
+        for start in starts where budgetLeft {
+            if shift(to: start) { return }
+        }
+    }
+
+    /// Ends the scenario soon after the violation's witnesses, which may have moved earlier as
+    /// the run shrank (only for runs already cut, without a liveness phase).
+    private func cutAfterWitnesses() {
+        guard current.livenessNanoseconds == 0 else { return }
+        var witness: UInt64 = 0
+        for number in currentOutcome.violation?.events ?? [] where Int(number) < currentOutcome.steps.count {
+            witness = max(witness, currentOutcome.steps[Int(number)].time)
+        }
+        let cut = (witness + witness / 4 + 500_000_000) / 1_000_000 * 1_000_000
+        guard witness > 0, cut < current.durationNanoseconds else { return }
+        attempt({ _ in }, configure: { $0.durationNanoseconds = cut })
+    }
+
+    /// Starts the run `start` nanoseconds (a whole number of ticks) later in the recording.
+    @discardableResult
+    private func shift(to start: UInt64) -> Bool {
+        let tickLength = current.nemesis.tickNanoseconds
+        guard start >= tickLength, start + 100_000_000 < current.durationNanoseconds else { return false }
         let base = current.interventions?.tickShift ?? 0
-        let lead = max(1, 1_000_000_000 / tickLength)
-        guard firstTick > base + lead + 1 else { return }
-        let newShift = firstTick - lead - 1
-        let cutTime = (newShift - base) * tickLength
-        guard cutTime + 100_000_000 < current.durationNanoseconds else { return }
+        let newShift = base + start / tickLength
         var shifts = current.interventions?.operationShifts ?? []
         while shifts.count < current.clients { shifts.append(0) }
-        for operation in log.operations where Int(operation.event) < currentOutcome.steps.count
-            && currentOutcome.steps[Int(operation.event)].time < cutTime {
+        for operation in currentOutcome.external.operations where Int(operation.event) < currentOutcome.steps.count
+            && currentOutcome.steps[Int(operation.event)].time < start {
             let client = Int(operation.identity >> 32)
             if client < shifts.count { shifts[client] = max(shifts[client], operation.identity & 0xFFFF_FFFF) }
         }
-        let duration = current.durationNanoseconds - cutTime
-        attempt({ i in
+        let duration = current.durationNanoseconds - start
+        return attempt({ i in
             i.tickShift = newShift
             i.operationShifts = shifts
         }, configure: { $0.durationNanoseconds = duration })

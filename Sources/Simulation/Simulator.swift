@@ -425,6 +425,9 @@ public final class Simulator {
         guard let start = livenessStart, configuration.clients > 0, configuration.livenessNanoseconds > 0 else { return nil }
         let recovered = history.contains { $0.invokedAt >= start && $0.reply?.outcome == .ok }
         if recovered { return nil }
+        // A shrunk run that left the liveness phase's operations out has nothing to judge.
+        let leftOut = !(configuration.interventions?.skippedOperations.isEmpty ?? true)
+        if leftOut && !history.contains(where: { $0.invokedAt >= start }) { return nil }
         let witnesses = history.filter { $0.invokedAt >= start }.prefix(5).map(\.invokeEvent)
         return Violation(checker: "liveness", kind: "no-recovery",
                          explanation: "no client operation succeeded within \(configuration.livenessNanoseconds / 1_000_000) ms after every fault healed",

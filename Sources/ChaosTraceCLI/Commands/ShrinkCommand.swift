@@ -153,7 +153,7 @@ enum BugReport {
         text += "| external events | \(result.externalBefore) → \(result.externalAfter) |\n"
         text += "| shrink | \(result.replays) replays, \(String(format: "%.1f", result.seconds)) s |\n\n"
         text += "Reproduce:\n\n```sh\n\(repro)\n```\n\n"
-        text += "## Sequence\n\n```mermaid\n\(diagram(interesting, label: label))\n```\n\n"
+        text += "## Sequence\n\n```mermaid\n\(diagram(interesting, label: label, violation: result.violation))\n```\n\n"
         text += "## Events\n\n```\n"
         for numbered in interesting { text += EventFormatting.text(numbered) + "\n" }
         text += "```\n"
@@ -191,7 +191,11 @@ enum BugReport {
 
     /// Nodes as participants, delivered messages as arrows labelled with type and key (a term, a
     /// view), lost messages as crossed arrows, faults and client operations as notes.
-    static func diagram(_ events: [NumberedEvent], label: (UInt64) -> String) -> String {
+    static func diagram(_ events: [NumberedEvent], label: (UInt64) -> String, violation: Violation? = nil) -> String {
+        // Mermaid reads '#' and ';' as markup: keep them out of note text.
+        let headline = violation.map { "\($0.checker)/\($0.kind): \($0.explanation)" }.map { text in
+            String(text.replacingOccurrences(of: "#", with: "").replacingOccurrences(of: ";", with: ",").prefix(140))
+        } ?? ""
         var participants: [UInt32] = []
         func participant(_ node: UInt32) { if !participants.contains(node) { participants.append(node) } }
         var lines: [String] = []
@@ -221,7 +225,9 @@ enum BugReport {
                 lines.append("    Note over n\(event.node):\(detail)")
             case .violation:
                 participant(event.node)
-                lines.append("    Note over n\(participants.first ?? event.node): VIOLATION")
+                let sorted = participants.sorted()
+                let span = sorted.count > 1 ? "n\(sorted.first!),n\(sorted.last!)" : "n\(sorted.first ?? event.node)"
+                lines.append("    Note over \(span): VIOLATION \(headline)")
             default:
                 continue
             }
