@@ -192,15 +192,7 @@ public final class Replayer {
                                                     recordedContext: [], replayedContext: [])
             }
         case .tolerant:
-            let feed = makeTolerantFeed()
-            simulator.setDecisionFeed(feed)
-            simulator.observer = { kind, _, node, peer, _, payload in
-                if kind == .send, let message = Message.decode(Array(payload)) {
-                    feed.currentMessage = message.fingerprint(source: node, target: peer)
-                } else if kind != .decision && kind != .drop && kind != .duplicate {
-                    feed.currentMessage = nil
-                }
-            }
+            let feed = attachTolerantFeed(to: simulator)
             let result = simulator.run()
             report.events = result.events
             report.violation = result.violation
@@ -213,6 +205,21 @@ public final class Replayer {
             report.violationReproduced = recordedViolation.checker == violation.checker && recordedViolation.kind == violation.kind
         }
         return report
+    }
+
+    /// Drives `simulator` with this recording's decisions matched tolerantly: the feed learns
+    /// each message as it is sent, so network decisions follow their message.
+    func attachTolerantFeed(to simulator: Simulator) -> TolerantFeed {
+        let feed = makeTolerantFeed()
+        simulator.setDecisionFeed(feed)
+        simulator.observer = { kind, _, node, peer, _, payload in
+            if kind == .send, let message = Message.decode(Array(payload)) {
+                feed.currentMessage = message.fingerprint(source: node, target: peer)
+            } else if kind != .decision && kind != .drop && kind != .duplicate {
+                feed.currentMessage = nil
+            }
+        }
+        return feed
     }
 
     /// A feed that matches this recording's decisions to a changed execution.

@@ -433,15 +433,7 @@ public final class Shrinker {
         let json = String(decoding: try JSONCoding.encoder.encode(configuration), as: UTF8.self)
         let recorder = try store.beginRun(seed: configuration.seed, configuration: json, toolVersion: toolVersion, parentRun: result.originalRun)
         let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: recorder)
-        let feed = replayer.makeTolerantFeed()
-        simulator.setDecisionFeed(feed)
-        simulator.observer = { kind, _, node, peer, _, payload in
-            if kind == .send, let message = Message.decode(Array(payload)) {
-                feed.currentMessage = message.fingerprint(source: node, target: peer)
-            } else if kind != .decision && kind != .drop && kind != .duplicate {
-                feed.currentMessage = nil
-            }
-        }
+        _ = replayer.attachTolerantFeed(to: simulator)
         let outcome = simulator.run()
         guard let violation = outcome.violation, violation.checker == target.checker, violation.kind == target.kind else {
             throw ShrinkError.notReproduced(run: replayer.info.id, found: outcome.violation)

@@ -59,12 +59,13 @@ final class DriftingNode: Node {
     func stateDigest() -> UInt64 { inner.stateDigest() }
 }
 
-final class ReplayTests: XCTestCase {
+/// A test case with a fresh trace store in a temporary directory.
+class StoreTestCase: XCTestCase {
     var directory: URL!
     var store: TraceStore!
 
     override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("chaostrace-replay-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("chaostrace-\(Self.self)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         store = try TraceStore(path: directory.appendingPathComponent("runs.trace").path)
     }
@@ -73,6 +74,9 @@ final class ReplayTests: XCTestCase {
         store = nil
         try? FileManager.default.removeItem(at: directory)
     }
+}
+
+final class ReplayTests: StoreTestCase {
 
     private func record(_ system: SystemDefinition.Type, seed: UInt64, suite: Suite, bug: String? = nil, nodes: Int = 5,
                         short: Bool = true) throws -> (UInt64, SimulationResult) {

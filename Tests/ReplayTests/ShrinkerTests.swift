@@ -5,21 +5,7 @@ import Systems
 import TraceStore
 import XCTest
 
-final class ShrinkerTests: XCTestCase {
-    var directory: URL!
-    var store: TraceStore!
-
-    override func setUpWithError() throws {
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("chaostrace-shrink-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        store = try TraceStore(path: directory.appendingPathComponent("runs.trace").path)
-    }
-
-    override func tearDownWithError() throws {
-        store = nil
-        try? FileManager.default.removeItem(at: directory)
-    }
-
+final class ShrinkerTests: StoreTestCase {
     private func configuration(_ system: SystemDefinition.Type, seed: UInt64, suite: Suite, bug: String?, nodes: Int) -> SimulationConfiguration {
         var configuration = SimulationConfiguration()
         configuration.system = system.name
