@@ -29,7 +29,9 @@ final class InterventionState {
         occurrences[fingerprint] = occurrence
         if healed { return false }
         if !droppedGroups.isEmpty && droppedGroups.contains(Interventions.MessageGroup(type: message.type, key: message.key)) { return true }
-        return !droppedMessages.isEmpty && droppedMessages.contains(Interventions.DroppedMessage(fingerprint: fingerprint, occurrence: occurrence))
+        guard !droppedMessages.isEmpty else { return false }
+        return droppedMessages.contains(Interventions.DroppedMessage(fingerprint: fingerprint, occurrence: occurrence))
+            || droppedMessages.contains(Interventions.DroppedMessage(fingerprint: fingerprint, occurrence: 0))
     }
 }
 

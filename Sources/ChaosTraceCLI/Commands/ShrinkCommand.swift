@@ -39,6 +39,10 @@ struct ShrinkCommand: ParsableCommand {
         try reportingErrors {
             let store = try storeOptions.open(readOnly: false)
             let info = try store.resolveRun(runSpec)
+            guard info.status == .complete else {
+                throw CommandFailure(message: "run \(info.id) in \(store.path) is \(info.status.rawValue): its recording has no verdict to shrink; record the seed again with 'chaostrace run'",
+                                     exitCode: Exit.badData)
+            }
             guard info.failed else {
                 throw CommandFailure(message: "run \(info.id) in \(store.path) passed: there is nothing to shrink (pick a failing run, e.g. 'latest-failure')",
                                      exitCode: Exit.badData)
