@@ -292,15 +292,6 @@ public final class Shrinker {
                 for delivery in currentOutcome.deliveries where seen.insert(delivery.group).inserted { groups.append(delivery.group) }
                 reduce(groups) { slice, i in i.droppedGroups += slice }
             }
-            run("links") {
-                // Every message of one type and key on one link.
-                var seen = Set<UInt64>()
-                var links: [Interventions.DroppedMessage] = []
-                for delivery in currentOutcome.deliveries where seen.insert(delivery.identity.fingerprint).inserted {
-                    links.append(Interventions.DroppedMessage(fingerprint: delivery.identity.fingerprint, occurrence: 0))
-                }
-                reduce(links) { slice, i in i.droppedMessages += slice }
-            }
             run("deliveries") {
                 reduce(currentOutcome.deliveries.map(\.identity)) { slice, i in i.droppedMessages += slice }
             }

@@ -181,8 +181,7 @@ public struct Interventions: Codable, Equatable, Sendable {
     public var skippedCrashPoints: [UInt64] = []
     /// Client operations not issued: client << 32 | 1-based ordinal of the client's operation.
     public var skippedOperations: [UInt64] = []
-    /// Messages lost on purpose: a fingerprint and the 1-based occurrence of a send with it
-    /// (occurrence 0: every send with it — one message type and key on one link).
+    /// Messages lost on purpose: a fingerprint and the 1-based occurrence of a send with it.
     public var droppedMessages: [DroppedMessage] = []
     /// Every message of these (type, key) groups is lost: a term, a view, a round.
     public var droppedGroups: [MessageGroup] = []

@@ -29,9 +29,7 @@ final class InterventionState {
         occurrences[fingerprint] = occurrence
         if healed { return false }
         if !droppedGroups.isEmpty && droppedGroups.contains(Interventions.MessageGroup(type: message.type, key: message.key)) { return true }
-        guard !droppedMessages.isEmpty else { return false }
-        return droppedMessages.contains(Interventions.DroppedMessage(fingerprint: fingerprint, occurrence: occurrence))
-            || droppedMessages.contains(Interventions.DroppedMessage(fingerprint: fingerprint, occurrence: 0))
+        return !droppedMessages.isEmpty && droppedMessages.contains(Interventions.DroppedMessage(fingerprint: fingerprint, occurrence: occurrence))
     }
 }
 
