@@ -41,6 +41,9 @@ public final class Replayer {
     public let configuration: SimulationConfiguration
     let recordedViolation: Violation?
     let decisions: [Event]
+    /// Stream << 32 | tag, and the value, of each decision (for strict replay).
+    let decisionKeys: [UInt64]
+    let decisionValues: [UInt64]
     /// For each decision, the fingerprint of the message whose send it directly followed.
     let decisionMessages: [UInt64?]
     /// For each workload decision, the client operation it was drawn for (client << 32 | ordinal).
@@ -99,6 +102,8 @@ public final class Replayer {
         }
         self.configuration = configuration
         self.decisions = decisions
+        self.decisionKeys = decisions.map { UInt64($0.node) << 32 | UInt64($0.peer) }
+        self.decisionValues = decisions.map(\.id)
         self.decisionMessages = messages
         self.decisionOperations = operations
         self.recordedViolation = violation
@@ -113,7 +118,7 @@ public final class Replayer {
         let configuration = override ?? self.configuration
         if mode == .strict, until == nil, let recordedDigest = info.digest {
             let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: nil)
-            let feed = StrictFeed(decisions)
+            let feed = StrictFeed(keys: decisionKeys, values: decisionValues)
             simulator.setDecisionFeed(feed)
             let result = simulator.run()
             if String(result.digest, radix: 16) == recordedDigest && result.events == info.eventCount {
@@ -144,7 +149,7 @@ public final class Replayer {
         var halted = false
         switch mode {
         case .strict:
-            let feed = StrictFeed(decisions)
+            let feed = StrictFeed(keys: decisionKeys, values: decisionValues)
             simulator.setDecisionFeed(feed)
             simulator.observer = { [unowned simulator] kind, time, node, peer, id, payload in
                 guard report.firstDivergence == nil, failure == nil, !halted else { return }
@@ -242,17 +247,20 @@ public final class Replayer {
 /// Hands out the recorded decisions in order; a decision of another stream or tag than the one
 /// asked for means the replay has diverged.
 final class StrictFeed: DecisionFeed {
-    let decisions: [Event]
+    /// Stream, tag and value of each decision, packed for a tight loop.
+    let keys: [UInt64]
+    let values: [UInt64]
     var position = 0
 
-    init(_ decisions: [Event]) { self.decisions = decisions }
+    init(keys: [UInt64], values: [UInt64]) {
+        self.keys = keys
+        self.values = values
+    }
 
     func next(stream: UInt32, tag: UInt32, bound: UInt64) -> UInt64? {
-        guard position < decisions.count else { return nil }
-        let decision = decisions[position]
-        guard decision.node == stream && decision.peer == tag else { return nil }
+        guard position < keys.count, keys[position] == UInt64(stream) << 32 | UInt64(tag) else { return nil }
         position += 1
-        return decision.id
+        return values[position - 1]
     }
 }
 
