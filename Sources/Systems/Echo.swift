@@ -63,7 +63,9 @@ final class EchoNode: Node {
     var heard: UInt64 = 0
     var echoed: UInt64 = 0
     var restarted = false
-    var peersHeardFrom: Set<NodeID> = []
+    /// Every (peer, message key) heard, for the `echo.set-order` bug: a set that keeps growing, so
+    /// its iteration order differs between two processes almost surely.
+    var heardFrom: Set<UInt64> = []
 
     init(id: NodeID, fanout: Int, heartbeat: UInt64, hops: UInt64, bug: String?) {
         self.id = id
@@ -83,9 +85,10 @@ final class EchoNode: Node {
     }
 
     private func peer(_ context: NodeContext) -> NodeID {
-        if bug == "echo.set-order", !peersHeardFrom.isEmpty {
+        if bug == "echo.set-order", let first = heardFrom.first {
             // The planted bug: Set order is per-process.
-            return peersHeardFrom.first!
+            let peer = NodeID(truncatingIfNeeded: first >> 32)
+            if peer != id && Int(peer) < context.clusterSize { return peer }
         }
         var peer = NodeID(context.random(below: UInt64(context.clusterSize - 1)))
         if peer >= id { peer += 1 }
@@ -99,7 +102,7 @@ final class EchoNode: Node {
 
     func receive(_ message: Message, from source: NodeID, _ context: NodeContext) {
         heard &+= 1
-        peersHeardFrom.insert(source)
+        if bug == "echo.set-order" { heardFrom.insert(UInt64(source) << 32 | message.key) }
         switch message.type {
         case EchoMessage.gossip:
             echoed &+= 1
