@@ -31,7 +31,7 @@ struct LsCommand: ParsableCommand {
                     String(run.id), String(run.seed), run.status.rawValue, run.verdict ?? "-", String(run.eventCount),
                     EventFormatting.time(run.virtualEndTime ?? run.lastEventTime),
                     dateFormatter.string(from: Date(timeIntervalSince1970: run.startedAt)),
-                    run.summary ?? "",
+                    (run.parentRun.map { "(shrunk from run \($0)) " } ?? "") + (run.summary ?? ""),
                 ])
             }
             print(Table.render(rows))
