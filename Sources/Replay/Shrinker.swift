@@ -224,9 +224,7 @@ public final class Shrinker {
         }
 
         current = replayer.configuration
-        // The witnesses' time bounds the candidates, when the violation still shows on a run cut
-        // there (it does for violations found as they happen and for prefix-closed checks such as
-        // linearizability; not for convergence checked after quiescence).
+        // When the witnesses happened.
         let reader = try replayer.store.reader(run: replayer.info.id)
         var witnessTime = target.time
         if !target.events.isEmpty {
