@@ -1,3 +1,5 @@
+import Simulation
+import Systems
 import ArgumentParser
 import Foundation
 import TraceStore
@@ -118,4 +120,12 @@ enum JSON {
         }
         return result + "\""
     }
+}
+
+/// The system a recorded run was made with, or an error naming the run when this build lacks it.
+func recordedSystem(_ name: String, run: UInt64) throws -> SystemDefinition.Type {
+    guard let system = SystemRegistry.named(name) else {
+        throw CommandFailure(message: "run \(run) was recorded with system '\(name)', which this build does not have", exitCode: Exit.badData)
+    }
+    return system
 }

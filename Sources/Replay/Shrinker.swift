@@ -142,14 +142,13 @@ public final class Shrinker {
 
     private var current: SimulationConfiguration!
     private var currentOutcome: Outcome!
-    private var best: SimulationConfiguration!
-    private var bestOutcome: Outcome!
     private var deadline: Date = .distantFuture
     private var maxReplays = 5_000
     private var progress: ((String) -> Void)?
     private var stage = ""
     private var exhausted = false
 
+    /// The wall clock only bounds how long the shrinker searches; it never reaches a simulation.
     private var budgetLeft: Bool {
         if replays >= maxReplays || Date() >= deadline { exhausted = true }
         return !exhausted
@@ -173,10 +172,6 @@ public final class Shrinker {
         guard reproduces(outcome), outcome.size <= currentOutcome.size else { return false }
         current = candidate
         currentOutcome = outcome
-        if outcome.size <= bestOutcome.size {
-            best = candidate
-            bestOutcome = outcome
-        }
         report()
         return true
     }
@@ -257,8 +252,6 @@ public final class Shrinker {
             throw ShrinkError.notReproduced(run: replayer.info.id, found: original.violation)
         }
         currentOutcome = original
-        best = current
-        bestOutcome = original
         // Sizes before: the whole recorded run, not only its part before the cut.
         let whole = current == replayer.configuration ? original : execute(replayer.configuration)
 
@@ -266,7 +259,7 @@ public final class Shrinker {
         var pass = 0
         while budgetLeft && pass < 8 {
             pass += 1
-            let before = bestOutcome.size
+            let before = currentOutcome.size
             let shapeBefore = (current.nodes, current.clients, current.durationNanoseconds + current.livenessNanoseconds)
             run("time") {
                 cutAfterWitnesses()
@@ -305,12 +298,12 @@ public final class Shrinker {
                     if !attempt({ _ in }, nodes: current.nodes - 1) { break }
                 }
             }
-            if bestOutcome.size >= before && shapeBefore == (current.nodes, current.clients, current.durationNanoseconds + current.livenessNanoseconds) { break }
+            if currentOutcome.size >= before && shapeBefore == (current.nodes, current.clients, current.durationNanoseconds + current.livenessNanoseconds) { break }
         }
 
-        return ShrinkResult(originalRun: replayer.info.id, violation: bestOutcome.violation ?? target, configuration: best,
-                            deliveriesBefore: whole.deliveries.count, deliveriesAfter: bestOutcome.deliveries.count,
-                            externalBefore: whole.externalCount, externalAfter: bestOutcome.externalCount,
+        return ShrinkResult(originalRun: replayer.info.id, violation: currentOutcome.violation ?? target, configuration: current,
+                            deliveriesBefore: whole.deliveries.count, deliveriesAfter: currentOutcome.deliveries.count,
+                            externalBefore: whole.externalCount, externalAfter: currentOutcome.externalCount,
                             replays: replays, seconds: Date().timeIntervalSince(started),
                             stages: stages, budgetExhausted: exhausted)
     }

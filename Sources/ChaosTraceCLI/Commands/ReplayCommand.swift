@@ -37,9 +37,7 @@ struct ReplayCommand: ParsableCommand {
             var configuration = replayer.configuration
             if noBug { configuration.bug = nil }
             if let bug { configuration.bug = bug }
-            guard let system = SystemRegistry.named(configuration.system) else {
-                throw CommandFailure(message: "run \(info.id) was recorded with system '\(configuration.system)', which this build does not have", exitCode: Exit.badData)
-            }
+            let system = try recordedSystem(configuration.system, run: info.id)
             if configuration.bug != replayer.configuration.bug && !tolerant {
                 throw CommandFailure(message: "changing the planted bug changes the code: add --tolerant", exitCode: Exit.usage)
             }

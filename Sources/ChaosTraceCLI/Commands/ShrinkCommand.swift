@@ -49,9 +49,7 @@ struct ShrinkCommand: ParsableCommand {
             }
             let replayer = try Replayer(store: store, run: info.id)
             let original = replayer.configuration
-            guard let system = SystemRegistry.named(original.system) else {
-                throw CommandFailure(message: "run \(info.id) was recorded with system '\(original.system)', which this build does not have", exitCode: Exit.badData)
-            }
+            let system = try recordedSystem(original.system, run: info.id)
             let minimumNodes = original.nemesis.byzantineNodes > 0 ? original.nodes : min(original.nodes, 3)
             let shrinker: Shrinker
             do {
