@@ -66,6 +66,8 @@ public final class Shrinker {
         var violation: Violation?
         var deliveries: [Delivery] = []
         var external = ExternalEventLog()
+        /// Client operation → how long it took (`UInt64.max`: it never completed).
+        var pauses: [UInt64: UInt64] = [:]
         /// Per event: the node whose step it belongs to (nil for events of no node).
         var steps: [Step] = []
         var size: Int { deliveries.count + externalCount }
@@ -130,6 +132,13 @@ public final class Shrinker {
         let result = simulator.run()
         outcome.violation = result.violation
         outcome.external = simulator.externalEvents ?? ExternalEventLog()
+        var completed: [UInt64: UInt64] = [:]
+        for step in outcome.steps where step.kind == .clientComplete { completed[step.id] = step.time }
+        for operation in outcome.external.operations where Int(operation.event) < outcome.steps.count {
+            let invoke = outcome.steps[Int(operation.event)]
+            let end = completed[invoke.id]
+            outcome.pauses[operation.identity] = end.map { $0 - invoke.time } ?? UInt64.max
+        }
         return outcome
     }
 
@@ -174,6 +183,16 @@ public final class Shrinker {
         currentOutcome = outcome
         report()
         return true
+    }
+
+    /// Leaves out client operations, each keeping its client busy for as long as it took, so the
+    /// client's later operations keep their time.
+    private func skip(_ operations: [UInt64], in interventions: inout Interventions) {
+        interventions.skippedOperations += operations
+        for identity in operations {
+            interventions.operationPauses.append(Interventions.OperationPause(
+                identity: identity, nanoseconds: currentOutcome.pauses[identity] ?? 0))
+        }
     }
 
     private func report() {
@@ -274,7 +293,7 @@ public final class Shrinker {
                 let log = currentOutcome.external
                 reduce(log.ticks.map(\.ordinal)) { slice, i in i.skippedTicks += slice }
                 reduce(currentOutcome.external.crashPoints.map(\.ordinal)) { slice, i in i.skippedCrashPoints += slice }
-                reduce(currentOutcome.external.operations.map(\.identity)) { slice, i in i.skippedOperations += slice }
+                reduce(currentOutcome.external.operations.map(\.identity)) { slice, i in self.skip(slice, in: &i) }
             }
             run("cut") { cutAfterWitnesses() }
             run("message groups") {
@@ -411,9 +430,9 @@ public final class Shrinker {
             let step = steps[Int(point.event)]
             return !(Int(step.node) < nodes && Int(point.event) <= frontier[Int(step.node)])
         }.map { $0.ordinal }
-        if !attempt({ i in i.droppedMessages += outside; i.skippedOperations += operations; i.skippedCrashPoints += crashPoints }) {
+        if !attempt({ i in i.droppedMessages += outside; skip(operations, in: &i); i.skippedCrashPoints += crashPoints }) {
             if !attempt({ i in i.droppedMessages += outside }) {
-                attempt { i in i.skippedOperations += operations; i.skippedCrashPoints += crashPoints }
+                attempt { i in skip(operations, in: &i); i.skippedCrashPoints += crashPoints }
             }
         }
     }

@@ -190,11 +190,27 @@ public struct Interventions: Codable, Equatable, Sendable {
     public var tickShift: UInt64 = 0
     /// Per client, how many of its recorded operations come before the run starts.
     public var operationShifts: [UInt64] = []
+    /// For skipped operations: how long the left-out operation took, so its client waits as long
+    /// before thinking about its next one and its later operations keep their time.
+    public var operationPauses: [OperationPause] = []
 
     public init() {}
 
+    public struct OperationPause: Codable, Equatable, Hashable, Sendable, Comparable {
+        /// client << 32 | 1-based ordinal, as in `skippedOperations`.
+        public var identity: UInt64
+        /// Nanoseconds; `UInt64.max` when the operation never completed (the client stops).
+        public var nanoseconds: UInt64
+        public init(identity: UInt64, nanoseconds: UInt64) {
+            self.identity = identity
+            self.nanoseconds = nanoseconds
+        }
+        public static func < (a: Self, b: Self) -> Bool { (a.identity, a.nanoseconds) < (b.identity, b.nanoseconds) }
+    }
+
     enum CodingKeys: String, CodingKey {
         case skippedTicks, skippedCrashPoints, skippedOperations, droppedMessages, droppedGroups, tickShift, operationShifts
+        case operationPauses
     }
 
     public init(from decoder: Decoder) throws {
@@ -206,6 +222,21 @@ public struct Interventions: Codable, Equatable, Sendable {
         droppedGroups = try container.decodeIfPresent([MessageGroup].self, forKey: .droppedGroups) ?? []
         tickShift = try container.decodeIfPresent(UInt64.self, forKey: .tickShift) ?? 0
         operationShifts = try container.decodeIfPresent([UInt64].self, forKey: .operationShifts) ?? []
+        operationPauses = try container.decodeIfPresent([OperationPause].self, forKey: .operationPauses) ?? []
+    }
+
+    /// Fields added after the first format are written only when set, so a run recorded before
+    /// they existed re-encodes (in its run-start event) byte for byte.
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(skippedTicks, forKey: .skippedTicks)
+        try container.encode(skippedCrashPoints, forKey: .skippedCrashPoints)
+        try container.encode(skippedOperations, forKey: .skippedOperations)
+        try container.encode(droppedMessages, forKey: .droppedMessages)
+        try container.encode(droppedGroups, forKey: .droppedGroups)
+        try container.encode(tickShift, forKey: .tickShift)
+        try container.encode(operationShifts, forKey: .operationShifts)
+        if !operationPauses.isEmpty { try container.encode(operationPauses, forKey: .operationPauses) }
     }
 
     public struct DroppedMessage: Codable, Equatable, Hashable, Sendable, Comparable {
@@ -241,6 +272,9 @@ public struct Interventions: Codable, Equatable, Sendable {
         copy.skippedOperations = Array(Set(skippedOperations)).sorted()
         copy.droppedMessages = Array(Set(droppedMessages)).sorted()
         copy.droppedGroups = Array(Set(droppedGroups)).sorted()
+        // One pause per skipped operation (the first recorded wins).
+        var paused = Set<UInt64>()
+        copy.operationPauses = operationPauses.filter { paused.insert($0.identity).inserted }.sorted()
         return copy
     }
 }

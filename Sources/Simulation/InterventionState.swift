@@ -7,6 +7,8 @@ final class InterventionState {
     let skippedOperations: Set<UInt64>
     let droppedMessages: Set<Interventions.DroppedMessage>
     let droppedGroups: Set<Interventions.MessageGroup>
+    /// Skipped operation → how long it took where it was left out.
+    let pauses: [UInt64: UInt64]
     var crashPoints: UInt64 = 0
     var occurrences: [UInt64: UInt64] = [:]
     var log = ExternalEventLog()
@@ -17,6 +19,9 @@ final class InterventionState {
         skippedOperations = Set(interventions.skippedOperations)
         droppedMessages = Set(interventions.droppedMessages)
         droppedGroups = Set(interventions.droppedGroups)
+        var pauses: [UInt64: UInt64] = [:]
+        for pause in interventions.operationPauses where pauses[pause.identity] == nil { pauses[pause.identity] = pause.nanoseconds }
+        self.pauses = pauses
     }
 
     /// Counts a send and says whether the interventions drop it. In the liveness phase (`healed`)

@@ -600,10 +600,12 @@ public final class Simulator {
         let target = NodeID(decide(stream: DecisionStream.workload, tag: DecisionTag.workloadTarget, below: UInt64(nodeCount)))
         if let interventions {
             if interventions.skippedOperations.contains(identity) {
-                // Left out: the client thinks and moves on to its next operation.
-                if time + configuration.clientIntervalNanoseconds < configuration.endNanoseconds {
-                    queue.push(time: time + configuration.clientIntervalNanoseconds, kind: .clientNext, a: client)
-                }
+                // Left out: the client waits as long as the operation took (if the shrinker said),
+                // thinks, and moves on to its next operation.
+                let pause = interventions.pauses[identity] ?? 0
+                guard pause != UInt64.max else { return }
+                let next = time + pause + configuration.clientIntervalNanoseconds
+                if next < configuration.endNanoseconds { queue.push(time: next, kind: .clientNext, a: client) }
                 return
             }
             interventions.log.operations.append((identity, eventCount))
