@@ -38,9 +38,10 @@ let package = Package(
         .target(name: "Simulation", dependencies: ["TraceStore"], swiftSettings: hotPath),
         .target(name: "Checkers", dependencies: ["Simulation"]),
         .target(name: "Replay", dependencies: ["Simulation", "TraceStore"]),
+        .target(name: "ProcessNodes", dependencies: ["Simulation", "Checkers"]),
         .target(
             name: "Systems",
-            dependencies: ["Simulation", "Checkers", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["Simulation", "Checkers", "ProcessNodes", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: hotPath
         ),
         .executableTarget(
@@ -51,6 +52,7 @@ let package = Package(
                 "Systems",
                 "Checkers",
                 "Replay",
+                "ProcessNodes",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ]

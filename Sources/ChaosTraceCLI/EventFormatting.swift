@@ -1,4 +1,5 @@
 import Foundation
+import Simulation
 import TraceStore
 
 /// Renders events for people (text), programs (JSON) and diagrams (Mermaid).
@@ -13,6 +14,11 @@ enum EventFormatting {
         case .runStart, .runEnd, .drop, .log, .violation, .byzantine, .clockFault, .diskFault, .partition, .heal,
              .networkFault, .resourcePressure:
             guard !event.payload.isEmpty, let text = String(validating: event.payload, as: UTF8.self) else { return nil }
+            return text
+        case .send:
+            // Messages of external nodes are JSON lines: show them as text.
+            guard let message = Message.decode(event.payload), message.body.first == UInt8(ascii: "{"),
+                  let text = String(validating: message.body, as: UTF8.self) else { return nil }
             return text
         default:
             return nil

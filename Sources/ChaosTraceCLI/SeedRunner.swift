@@ -212,7 +212,7 @@ struct SeedRunner {
                 lines.append("seed \(outcome.seed) (\(outcome.system)/\(outcome.suite)) failed: \(outcome.violation?.description ?? outcome.stopReason ?? outcome.verdict)")
             }
             var rerun = "chaostrace run --system \(outcome.system) --suite \(outcome.suite) --seed \(outcome.seed)"
-            let shared = command.sharedArguments().map { $0.contains(" ") ? "'\($0)'" : $0 }.joined(separator: " ")
+            let shared = command.sharedArguments().map(shellQuoted).joined(separator: " ")
             if !shared.isEmpty { rerun += " " + shared }
             if let run = outcome.run { lines.append("  look:   chaostrace show \(run) --store \(command.storeOptions.store) --kind violation,crash,partition,heal") }
             lines.append("  rerun:  \(rerun)")
@@ -243,6 +243,8 @@ extension RunCommand {
         if let byzantine { arguments += ["--byzantine", String(byzantine)] }
         if maxEvents != 50_000_000 { arguments += ["--max-events", String(maxEvents)] }
         for item in option { arguments += ["--option", item] }
+        if let nodeCmd { arguments += ["--node-cmd", nodeCmd] }
+        if let workload { arguments += ["--workload", workload] }
         return arguments
     }
 }
@@ -319,4 +321,11 @@ enum JUnit {
             throw CommandFailure(message: "cannot write the JUnit report to \(path): \(error.localizedDescription)", exitCode: Exit.usage)
         }
     }
+}
+
+/// `word` as one shell word.
+func shellQuoted(_ word: String) -> String {
+    let plain = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,@%+".contains($0) }
+    if plain && !word.isEmpty { return word }
+    return "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }

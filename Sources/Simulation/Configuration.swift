@@ -164,10 +164,24 @@ public struct SimulationConfiguration: Codable, Equatable, Sendable {
     public var options: [String: Int] = [:]
     /// What a shrunk run leaves out of the original (nil for ordinary runs).
     public var interventions: Interventions? = nil
+    /// External nodes (`--node-cmd`): the command every node runs and the clients' workload.
+    public var external: ExternalNodes? = nil
 
     public init() {}
 
     public var endNanoseconds: UInt64 { durationNanoseconds + livenessNanoseconds }
+}
+
+/// Nodes that are external programs speaking the Maelstrom protocol.
+public struct ExternalNodes: Codable, Equatable, Sendable {
+    /// The command line each node runs (words, or a shell command).
+    public var command: String
+    /// The clients' workload: echo, unique-ids, broadcast or lin-kv.
+    public var workload: String
+    public init(command: String, workload: String) {
+        self.command = command
+        self.workload = workload
+    }
 }
 
 /// Changes a shrinker makes to a run, by identities that survive small changes of schedule:

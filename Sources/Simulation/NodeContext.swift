@@ -78,4 +78,10 @@ public final class NodeContext {
     public func reportViolation(kind: String, _ explanation: String) {
         simulator.report(Violation(checker: "node-assertion", kind: kind, explanation: "n\(id): \(explanation)"))
     }
+
+    /// Reports a violation found by the harness around a node (an external process that
+    /// misbehaved), under `checker`.
+    public func reportViolation(checker: String, kind: String, _ explanation: String) {
+        simulator.report(Violation(checker: checker, kind: kind, explanation: explanation))
+    }
 }

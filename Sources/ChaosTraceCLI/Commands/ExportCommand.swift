@@ -71,6 +71,7 @@ enum Exports {
             case .cas: "cas"
             case .add: "add"
             case .echo: "echo"
+            case .generate: "generate"
             }
         }
         func value(_ operation: ClientOperation) -> String {

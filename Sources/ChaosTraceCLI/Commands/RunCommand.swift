@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ProcessNodes
 import Simulation
 import Systems
 import TraceStore
@@ -36,6 +37,10 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Byzantine nodes in the byzantine suite (default: the most the system tolerates, f).") var byzantine: Int?
     @Option(help: "Stop a run after this many events (circuit breaker).") var maxEvents: UInt64 = 50_000_000
     @Option(help: ArgumentHelp("A system option, e.g. fanout=4 (repeatable).", valueName: "KEY=VALUE")) var option: [String] = []
+    @Option(help: ArgumentHelp("Run every node as this external program speaking the Maelstrom protocol (JSON lines on stdin/stdout). Needs --workload.", valueName: "CMD"))
+    var nodeCmd: String?
+    @Option(help: ArgumentHelp("The clients' workload for --node-cmd nodes: \(Workload.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "NAME"))
+    var workload: String?
     @OptionGroup var storeOptions: StoreOptions
     @Flag(help: "Run without recording a trace.") var noRecord = false
     @Option(help: "Run seeds in this many processes at once.") var jobs: Int = 1
@@ -53,6 +58,24 @@ struct RunCommand: ParsableCommand {
         if !(liveness >= 0 && liveness <= 86_400) { throw ValidationError("--liveness must be between 0 and 86400 virtual seconds") }
         if clients < 0 || clients > 1_000 { throw ValidationError("--clients must be between 0 and 1000") }
         if jobs < 1 || jobs > 64 { throw ValidationError("--jobs must be between 1 and 64") }
+        if let nodeCmd {
+            if nodeCmd.trimmingCharacters(in: .whitespaces).isEmpty { throw ValidationError("--node-cmd needs a command, e.g. --node-cmd 'python3 node.py'") }
+            guard let workload else {
+                throw ValidationError("--node-cmd needs --workload (\(Workload.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            guard Workload(rawValue: workload) != nil else {
+                throw ValidationError("unknown workload '\(workload)'; workloads are: \(Workload.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if bug != nil { throw ValidationError("--bug plants a bug in a built-in system; it does not apply to --node-cmd nodes") }
+            if let system, system != ExternalSystem.name { throw ValidationError("--node-cmd runs external nodes; it does not combine with --system \(system)") }
+            if let suite, suite != .all, !ExternalSystem.suites.contains(Suite(rawValue: suite.rawValue)!) {
+                throw ValidationError("external nodes run the \(ExternalSystem.suites.map(\.rawValue).joined(separator: ", ")) suites, not \(suite.rawValue)")
+            }
+        } else if workload != nil {
+            throw ValidationError("--workload drives external nodes; give the command with --node-cmd")
+        } else if system == ExternalSystem.name {
+            throw ValidationError("the external system runs the program given with --node-cmd")
+        }
         if let system, SystemRegistry.named(system) == nil {
             throw ValidationError("unknown system '\(system)'; systems are: \(SystemRegistry.all.map { $0.name }.joined(separator: ", "))")
         }
@@ -96,7 +119,9 @@ struct RunCommand: ParsableCommand {
     /// (system, suite) pairs to run for each seed.
     func matrix() -> [(SystemDefinition.Type, Suite)] {
         let systems: [SystemDefinition.Type]
-        if let bug, let owner = SystemRegistry.owning(bug: bug) {
+        if nodeCmd != nil {
+            systems = [ExternalSystem.self]
+        } else if let bug, let owner = SystemRegistry.owning(bug: bug) {
             systems = [owner]
         } else if let system, let named = SystemRegistry.named(system) {
             systems = [named]
@@ -124,6 +149,7 @@ struct RunCommand: ParsableCommand {
         if let interval = system.clientIntervalNanoseconds { configuration.clientIntervalNanoseconds = interval }
         configuration.maxEvents = maxEvents
         configuration.options = try parsedOptions()
+        if let nodeCmd, let workload { configuration.external = ExternalNodes(command: nodeCmd, workload: workload) }
         configuration.nemesis.suite = suite
         configuration.nemesis.failureRate = Ratio(probability: failureRate)
         configuration.nemesis.swarm = swarm
@@ -140,6 +166,13 @@ struct RunCommand: ParsableCommand {
             if pairs.isEmpty {
                 let names = system ?? bug ?? "any system"
                 throw CommandFailure(message: "no system runs the '\(suite?.rawValue ?? "")' suite (\(names)); pick another --suite", exitCode: Exit.usage)
+            }
+            if let nodeCmd, let workload {
+                do {
+                    try ExternalSystem.preflight(ExternalNodes(command: nodeCmd, workload: workload), nodes: nodes)
+                } catch {
+                    throw CommandFailure(message: "--node-cmd: \(error)", exitCode: Exit.usage)
+                }
             }
             let runner = SeedRunner(command: self, pairs: pairs)
             let outcomes = jobs > 1 && seed == nil ? try runner.runInProcesses() : try runner.runHere(seeds: seedList())

@@ -1,0 +1,488 @@
+import Checkers
+import Foundation
+import Simulation
+
+/// A system whose nodes are external programs speaking the Maelstrom protocol: newline-delimited
+/// JSON `{"src","dest","body"}` on stdin/stdout, `init`/`init_ok`, `msg_id`/`in_reply_to`. Every
+/// message between them passes through the simulated network (so partitions, loss, delays and
+/// crashes apply), one delivery at a time, each followed by a wait until the process is quiet.
+///
+/// Workloads (`--workload`), with the checks that judge them:
+/// - `echo`: `echo` → `echo_ok` with the same text (wrong echoes);
+/// - `unique-ids`: `generate` → `generate_ok` with an `id` (duplicate ids);
+/// - `broadcast`: `topology` at start, then `broadcast` and `read` (every message acknowledged
+///   before the liveness phase is in each node's last read once the cluster settled, and nothing
+///   was read that no client sent);
+/// - `lin-kv`: `read`/`write`/`cas` on a few keys (linearizability, per key).
+/// Maelstrom's own services (`seq-kv`, `lin-kv`, `lww-kv` as nodes to talk to) are not provided: a
+/// message to one is reported as a protocol error.
+public struct ExternalSystem: SystemDefinition {
+    public static let name = "external"
+    public static let bugs: [String] = []
+    public static let suites: [Suite] = [.none, .nodes, .network, .distributed]
+    public static let defaultSuite: Suite = .network
+    public static func messageName(_ type: UInt16) -> String? { MessageTypes.name(type) }
+
+    public let command: String
+    public let workload: Workload
+    let nodes: Int
+    let pollNanoseconds: UInt64
+    let keys: UInt64
+    let observations: Observations
+
+    public init(configuration: SimulationConfiguration) {
+        let external = configuration.external ?? ExternalNodes(command: "false", workload: Workload.echo.rawValue)
+        command = external.command
+        workload = Workload(rawValue: external.workload) ?? .echo
+        nodes = configuration.nodes
+        pollNanoseconds = UInt64(max(0, configuration.options["poll_ms"] ?? 100)) * 1_000_000
+        keys = UInt64(max(1, configuration.options["keys"] ?? 3))
+        observations = Observations()
+    }
+
+    public func makeNode(id: NodeID) -> Node { ExternalNode(id: id, system: self) }
+
+    public func nextOperation(client: UInt32, random: (UInt64) -> UInt64) -> ClientOperation {
+        switch workload {
+        case .echo:
+            return ClientOperation(function: .echo, key: UInt64(client), value: Int64(random(1_000_000)))
+        case .uniqueIDs:
+            return ClientOperation(function: .generate)
+        case .broadcast:
+            if random(2) == 0 { return ClientOperation(function: .read) }
+            return ClientOperation(function: .write, value: Int64(random(1_000_000)))
+        case .linKV:
+            let key = random(keys)
+            switch random(4) {
+            case 0, 1: return ClientOperation(function: .read, key: key)
+            case 2: return ClientOperation(function: .write, key: key, value: Int64(random(5)))
+            default: return ClientOperation(function: .cas, key: key, value: Int64(random(5)), expected: Int64(random(5)))
+            }
+        }
+    }
+
+    public func makeCheckers() -> [Checker] {
+        switch workload {
+        case .echo: [EchoTextChecker(observations: observations)]
+        case .uniqueIDs: [UniqueIDChecker(observations: observations)]
+        case .broadcast: [BroadcastChecker(observations: observations)]
+        case .linKV: [LinearizabilityRunChecker()]
+        }
+    }
+
+    /// Starts one node and completes its `init` handshake, for a clear error before any run when
+    /// the command is wrong.
+    public static func preflight(_ external: ExternalNodes, nodes: Int) throws {
+        let process = try NodeProcess(command: external.command)
+        defer { process.terminate() }
+        let ids = (0..<nodes).map { "n\($0)" }
+        let lines = try process.exchange(Maelstrom.line(src: "c0", dest: "n0", body: [
+            "type": "init", "msg_id": 1, "node_id": "n0", "node_ids": ids,
+        ]))
+        for line in lines {
+            if let envelope = try? Maelstrom.parse(line), envelope.dest == "c0",
+               envelope.body["type"] as? String == "init_ok" { return }
+        }
+        let said = lines.prefix(3).map { String(decoding: $0, as: UTF8.self) }.joined(separator: " | ")
+        throw NodeProcessError.exited(command: external.command,
+                                      status: "did not answer init with init_ok" + (said.isEmpty ? " (it wrote nothing)" : " (it wrote: \(said))"),
+                                      stderr: process.stderr)
+    }
+}
+
+/// What the external nodes said that the checkers need beyond a `Reply` (read sets, id texts).
+final class Observations {
+    /// Request id → the messages a broadcast `read` returned (sorted).
+    var reads: [UInt64: [Int64]] = [:]
+    /// Request id → the text a reply carried (an echo, an id), for explanations.
+    var texts: [UInt64: String] = [:]
+}
+
+/// The workloads external nodes can be driven with.
+public enum Workload: String, CaseIterable, Sendable {
+    case echo
+    case uniqueIDs = "unique-ids"
+    case broadcast
+    case linKV = "lin-kv"
+}
+
+/// Stable 16-bit codes for Maelstrom message types (FNV-1a folded), and their names for reports.
+enum MessageTypes {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var names: [UInt16: String] = [:]
+
+    static func code(_ type: String) -> UInt16 {
+        var hash: UInt32 = 0x811C_9DC5
+        for byte in type.utf8 { hash = (hash ^ UInt32(byte)) &* 0x0100_0193 }
+        let code = UInt16(truncatingIfNeeded: hash ^ (hash >> 16))
+        lock.lock()
+        if names[code] == nil { names[code] = type }
+        lock.unlock()
+        return code
+    }
+
+    static func name(_ code: UInt16) -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        return names[code]
+    }
+}
+
+/// Maelstrom envelopes.
+enum Maelstrom {
+    struct Envelope {
+        var src: String
+        var dest: String
+        var body: [String: Any]
+        var type: String
+    }
+
+    enum ParseError: Error { case notJSON, notObject, missing(String) }
+
+    static func parse(_ line: [UInt8]) throws -> Envelope {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line), options: [.fragmentsAllowed]) else { throw ParseError.notJSON }
+        guard let dictionary = object as? [String: Any] else { throw ParseError.notObject }
+        guard let src = dictionary["src"] as? String else { throw ParseError.missing("src") }
+        guard let dest = dictionary["dest"] as? String else { throw ParseError.missing("dest") }
+        guard let body = dictionary["body"] as? [String: Any] else { throw ParseError.missing("body") }
+        guard let type = body["type"] as? String else { throw ParseError.missing("body.type") }
+        return Envelope(src: src, dest: dest, body: body, type: type)
+    }
+
+    /// One line of JSON with sorted keys (stable bytes for the trace).
+    static func line(src: String, dest: String, body: [String: Any]) -> [UInt8] {
+        let object: [String: Any] = ["src": src, "dest": dest, "body": body]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return Array(data)
+    }
+
+    /// Canonical text of any JSON value (for ids and echoes).
+    static func text(_ value: Any?) -> String {
+        guard let value else { return "null" }
+        if let string = value as? String { return string }
+        if let data = try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed]) {
+            return String(decoding: data, as: UTF8.self)
+        }
+        return "\(value)"
+    }
+
+    static func integer(_ value: Any?) -> Int64? {
+        if let number = value as? NSNumber { return number.int64Value }
+        if let string = value as? String { return Int64(string) }
+        return nil
+    }
+
+    /// Error codes after which the operation certainly did not happen.
+    static let definiteErrors: Set<Int64> = [1, 10, 11, 12, 14, 20, 21, 22, 30]
+
+    static func node(_ name: String, count: Int) -> NodeID? {
+        guard name.hasPrefix("n"), let index = UInt32(name.dropFirst()), Int(index) < count else { return nil }
+        return index
+    }
+
+    static func client(_ name: String) -> UInt32? {
+        guard name.hasPrefix("c"), let index = UInt32(name.dropFirst()) else { return nil }
+        return index
+    }
+}
+
+/// Adapts one external process to the simulator's node API.
+final class ExternalNode: Node {
+    let id: NodeID
+    let system: ExternalSystem
+    var process: NodeProcess?
+    var nextMessageID: Int64 = 1
+    /// msg_id sent → the client request it carries.
+    var pending: [Int64: ClientRequest] = [:]
+    var digest = StableDigest()
+    var failed = false
+
+    static let pollTag: UInt32 = 1
+
+    init(id: NodeID, system: ExternalSystem) {
+        self.id = id
+        self.system = system
+    }
+
+    var name: String { "n\(id)" }
+
+    func start(_ context: NodeContext) {
+        do {
+            process = try NodeProcess(command: system.command)
+        } catch {
+            fail(context, kind: "node-exited", "\(error)")
+            return
+        }
+        let initID = takeMessageID()
+        let ids = (0..<system.nodes).map { "n\($0)" }
+        let lines = exchange(Maelstrom.line(src: "c0", dest: name, body: [
+            "type": "init", "msg_id": initID, "node_id": name, "node_ids": ids,
+        ]), context)
+        guard let lines else { return }
+        var initialized = false
+        for line in lines {
+            if let envelope = try? Maelstrom.parse(line), envelope.dest == "c0", envelope.type == "init_ok" {
+                initialized = true
+            }
+        }
+        handle(lines, context)
+        guard !failed else { return }
+        if !initialized {
+            fail(context, kind: "no-init-ok", "\(name) did not answer init with init_ok")
+            return
+        }
+        if system.workload == .broadcast {
+            var topology: [String: [String]] = [:]
+            for node in 0..<system.nodes { topology["n\(node)"] = ids.filter { $0 != "n\(node)" } }
+            if let lines = exchange(Maelstrom.line(src: "c0", dest: name, body: [
+                "type": "topology", "msg_id": takeMessageID(), "topology": topology,
+            ]), context) {
+                handle(lines, context)
+            }
+        }
+        if system.pollNanoseconds > 0 && !failed { _ = context.setTimer(after: system.pollNanoseconds, tag: ExternalNode.pollTag) }
+    }
+
+    func receive(_ message: Message, from source: NodeID, _ context: NodeContext) {
+        guard !failed, let lines = exchange(message.body, context) else { return }
+        handle(lines, context)
+    }
+
+    func timer(_ tag: UInt32, _ context: NodeContext) {
+        guard !failed, tag == ExternalNode.pollTag else { return }
+        // Whatever the process said on its own (its own timers) since the last delivery.
+        if let lines = exchange(nil, context) { handle(lines, context) }
+        if !failed { _ = context.setTimer(after: system.pollNanoseconds, tag: ExternalNode.pollTag) }
+    }
+
+    func request(_ request: ClientRequest, _ context: NodeContext) {
+        guard !failed else { return }
+        let messageID = takeMessageID()
+        let operation = request.operation
+        var body: [String: Any] = ["msg_id": messageID]
+        switch (system.workload, operation.function) {
+        case (.echo, _):
+            body["type"] = "echo"
+            body["echo"] = "\(operation.value)"
+        case (.uniqueIDs, _):
+            body["type"] = "generate"
+        case (.broadcast, .read):
+            body["type"] = "read"
+        case (.broadcast, _):
+            body["type"] = "broadcast"
+            body["message"] = operation.value
+        case (.linKV, .read):
+            body["type"] = "read"
+            body["key"] = operation.key
+        case (.linKV, .write):
+            body["type"] = "write"
+            body["key"] = operation.key
+            body["value"] = operation.value
+        case (.linKV, _):
+            body["type"] = "cas"
+            body["key"] = operation.key
+            body["from"] = operation.expected
+            body["to"] = operation.value
+        }
+        pending[messageID] = request
+        guard let lines = exchange(Maelstrom.line(src: "c\(request.client + 1)", dest: name, body: body), context) else { return }
+        handle(lines, context)
+    }
+
+    func stateDigest() -> UInt64 { digest.value }
+
+    // MARK: -
+
+    private func takeMessageID() -> Int64 {
+        defer { nextMessageID += 1 }
+        return nextMessageID
+    }
+
+    private func exchange(_ line: [UInt8]?, _ context: NodeContext) -> [[UInt8]]? {
+        guard let process else { return nil }
+        do {
+            return try process.exchange(line)
+        } catch let error as NodeProcessError {
+            switch error {
+            case .unresponsive: fail(context, kind: "node-unresponsive", "\(name): \(error)")
+            default: fail(context, kind: "node-exited", "\(name): \(error)")
+            }
+        } catch {
+            fail(context, kind: "node-exited", "\(name): \(error)")
+        }
+        return nil
+    }
+
+    private func fail(_ context: NodeContext, kind: String, _ explanation: String) {
+        failed = true
+        process?.terminate()
+        process = nil
+        context.reportViolation(checker: "external-node", kind: kind, explanation)
+    }
+
+    /// Routes what the process wrote: to other nodes through the network, to clients as replies.
+    private func handle(_ lines: [[UInt8]], _ context: NodeContext) {
+        for line in lines where !failed {
+            digest.mix(line)
+            let envelope: Maelstrom.Envelope
+            do {
+                envelope = try Maelstrom.parse(line)
+            } catch {
+                let text = String(decoding: line.prefix(200), as: UTF8.self)
+                fail(context, kind: "malformed-output", "\(name) wrote a line that is not a Maelstrom message ({\"src\",\"dest\",\"body\":{\"type\",…}}): \(text)")
+                return
+            }
+            guard envelope.src == name else {
+                fail(context, kind: "wrong-src", "\(name) wrote a message with src \"\(envelope.src)\" (to \(envelope.dest), type \(envelope.type))")
+                return
+            }
+            if let target = Maelstrom.node(envelope.dest, count: system.nodes) {
+                let messageID = Maelstrom.integer(envelope.body["msg_id"]) ?? Maelstrom.integer(envelope.body["in_reply_to"]) ?? 0
+                context.send(Message(type: MessageTypes.code(envelope.type), key: UInt64(bitPattern: messageID), body: line), to: target)
+            } else if Maelstrom.client(envelope.dest) != nil {
+                guard let replyTo = Maelstrom.integer(envelope.body["in_reply_to"]) else { continue }
+                if let request = pending.removeValue(forKey: replyTo) { answer(request, envelope, context) }
+            } else {
+                fail(context, kind: "unknown-destination",
+                     "\(name) sent \(envelope.type) to \"\(envelope.dest)\", which is neither a node (n0…n\(system.nodes - 1)) nor a client; Maelstrom services such as seq-kv or lin-kv are not provided")
+                return
+            }
+        }
+    }
+
+    private func answer(_ request: ClientRequest, _ envelope: Maelstrom.Envelope, _ context: NodeContext) {
+        let body = envelope.body
+        if envelope.type == "error" {
+            let code = Maelstrom.integer(body["code"]) ?? -1
+            if system.workload == .linKV && request.operation.function == .read && code == 20 {
+                context.reply(to: request, .okNil)
+            } else {
+                context.reply(to: request, Reply(outcome: Maelstrom.definiteErrors.contains(code) ? .fail : .info))
+            }
+            return
+        }
+        switch system.workload {
+        case .echo:
+            let text = Maelstrom.text(body["echo"])
+            system.observations.texts[request.id] = text
+            context.reply(to: request, .ok(Int64(text) ?? Int64.min))
+        case .uniqueIDs:
+            let text = Maelstrom.text(body["id"])
+            system.observations.texts[request.id] = text
+            var digest = StableDigest()
+            digest.mix(Array(text.utf8))
+            context.reply(to: request, .ok(Int64(bitPattern: digest.value)))
+        case .broadcast:
+            if request.operation.function == .read {
+                let values = ((body["messages"] as? [Any]) ?? []).compactMap { Maelstrom.integer($0) }.sorted()
+                system.observations.reads[request.id] = values
+                context.reply(to: request, .ok(Int64(values.count)))
+            } else {
+                context.reply(to: request, .ok())
+            }
+        case .linKV:
+            if request.operation.function == .read {
+                if body["value"] == nil || body["value"] is NSNull {
+                    context.reply(to: request, .okNil)
+                } else {
+                    context.reply(to: request, .ok(Maelstrom.integer(body["value"]) ?? Int64.min))
+                }
+            } else {
+                context.reply(to: request, .ok())
+            }
+        }
+    }
+}
+
+// MARK: - Checkers
+
+/// `echo`: the reply carries the text sent.
+final class EchoTextChecker: Checker {
+    let name = "echo"
+    let observations: Observations
+    init(observations: Observations) { self.observations = observations }
+
+    func operationCompleted(_ entry: HistoryEntry, in simulation: Simulator) -> Violation? {
+        guard let reply = entry.reply, reply.outcome == .ok, reply.value != entry.request.operation.value else { return nil }
+        let got = observations.texts[entry.request.id] ?? "?"
+        return Violation(checker: name, kind: "wrong-echo",
+                         explanation: "client \(entry.request.client + 1) sent echo \"\(entry.request.operation.value)\" to n\(entry.target) and got \"\(got)\" back",
+                         events: [entry.invokeEvent] + (entry.completeEvent.map { [$0] } ?? []))
+    }
+}
+
+/// `unique-ids`: no id is handed out twice.
+final class UniqueIDChecker: Checker {
+    let name = "unique-ids"
+    let observations: Observations
+    /// id digest → the completion that first returned it.
+    var seen: [Int64: HistoryEntry] = [:]
+    init(observations: Observations) { self.observations = observations }
+
+    func operationCompleted(_ entry: HistoryEntry, in simulation: Simulator) -> Violation? {
+        guard let reply = entry.reply, reply.outcome == .ok else { return nil }
+        if let first = seen[reply.value] {
+            let text = observations.texts[entry.request.id] ?? "?"
+            return Violation(checker: name, kind: "duplicate-id",
+                             explanation: "id \(text) was generated twice: by n\(first.target) for client \(first.request.client + 1) and by n\(entry.target) for client \(entry.request.client + 1)",
+                             events: [first.completeEvent, entry.completeEvent].compactMap { $0 })
+        }
+        seen[reply.value] = entry
+        return nil
+    }
+}
+
+/// `broadcast`: nothing is read that no client broadcast, and once the cluster has settled in the
+/// liveness phase every node's last read holds every message acknowledged before that phase.
+final class BroadcastChecker: Checker {
+    let name = "broadcast"
+    let observations: Observations
+    /// Every message a client broadcast so far (history entries scanned up to `scanned`).
+    var sent = Set<Int64>()
+    var scanned = 0
+    init(observations: Observations) { self.observations = observations }
+
+    func operationCompleted(_ entry: HistoryEntry, in simulation: Simulator) -> Violation? {
+        guard entry.request.operation.function == .read, let values = observations.reads[entry.request.id] else { return nil }
+        let history = simulation.history
+        while scanned < history.count {
+            if history[scanned].request.operation.function == .write { sent.insert(history[scanned].request.operation.value) }
+            scanned += 1
+        }
+        if let phantom = values.first(where: { !sent.contains($0) }) {
+            return Violation(checker: name, kind: "phantom-message",
+                             explanation: "n\(entry.target) returned message \(phantom) in a read, but no client broadcast it",
+                             events: [entry.invokeEvent] + (entry.completeEvent.map { [$0] } ?? []))
+        }
+        return nil
+    }
+
+    func finish(_ simulation: Simulator) -> Violation? {
+        let configuration = simulation.configuration
+        guard configuration.livenessNanoseconds > 0 else { return nil }
+        let phase = configuration.durationNanoseconds
+        let settled = phase + configuration.livenessNanoseconds / 2
+        var acknowledged: [(value: Int64, entry: HistoryEntry)] = []
+        var lastRead: [NodeID: HistoryEntry] = [:]
+        for entry in simulation.history {
+            guard let reply = entry.reply, reply.outcome == .ok, let completed = entry.completedAt else { continue }
+            if entry.request.operation.function == .write, completed < phase {
+                acknowledged.append((entry.request.operation.value, entry))
+            } else if entry.request.operation.function == .read, entry.invokedAt >= settled, observations.reads[entry.request.id] != nil {
+                if let previous = lastRead[entry.target], (previous.completedAt ?? 0) > completed { continue }
+                lastRead[entry.target] = entry
+            }
+        }
+        for node in 0..<NodeID(configuration.nodes) {
+            guard let read = lastRead[node], let values = observations.reads[read.request.id] else { continue }
+            let have = Set(values)
+            let missing = acknowledged.filter { !have.contains($0.value) }
+            guard let first = missing.first else { continue }
+            let shown = missing.prefix(5).map { "\($0.value)" }.joined(separator: ", ")
+            return Violation(checker: name, kind: "lost-message",
+                             explanation: "n\(node)'s last read, well into the liveness phase, lacks \(missing.count) acknowledged message\(missing.count == 1 ? "" : "s") (\(shown)\(missing.count > 5 ? ", …" : ""))",
+                             events: [first.entry.completeEvent, read.invokeEvent, read.completeEvent].compactMap { $0 })
+        }
+        return nil
+    }
+}

@@ -1,0 +1,250 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Foundation
+
+/// Why an external node process could not be used.
+public enum NodeProcessError: Error, CustomStringConvertible, Equatable {
+    /// The command could not be started at all.
+    case spawnFailed(command: String, reason: String)
+    /// The process ended (exit status or signal) when it should be running.
+    case exited(command: String, status: String, stderr: String)
+    /// The process kept running (or kept its input unread) past the wall-clock bound.
+    case unresponsive(command: String, seconds: Double, stderr: String)
+
+    public var description: String {
+        switch self {
+        case .spawnFailed(let command, let reason):
+            "could not start '\(command)': \(reason)"
+        case .exited(let command, let status, let stderr):
+            "'\(command)' \(status)" + NodeProcess.stderrSuffix(stderr)
+        case .unresponsive(let command, let seconds, let stderr):
+            "'\(command)' did not settle within \(seconds) s (it kept running or left its input unread)" + NodeProcess.stderrSuffix(stderr)
+        }
+    }
+}
+
+/// One running external node: a child process whose stdin and stdout carry newline-delimited
+/// JSON and whose stderr is kept (its last 4 KiB) for error messages.
+///
+/// Delivery is lock-step: `exchange` writes one line and then waits until the process is
+/// *quiescent* — its input consumed, every thread asleep (on Linux, read from
+/// `/proc/PID/task/*/stat`), and no output for two consecutive checks — and returns every line it
+/// wrote meanwhile. A node that is a deterministic function of its input therefore produces the
+/// same lines in every run. The wall clock only bounds how long a misbehaving process is waited
+/// for; it never decides what a well-behaved one said.
+public final class NodeProcess {
+    public let command: String
+    public private(set) var pid: pid_t = 0
+    private var stdinFD: Int32 = -1
+    private var stdoutFD: Int32 = -1
+    private var stderrFD: Int32 = -1
+    private var pending: [UInt8] = []
+    private var stderrTail: [UInt8] = []
+    private var exitStatus: String?
+    /// How long to wait for a process to settle before calling it unresponsive.
+    public var settleLimitSeconds: Double = 10
+
+    private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN); return () }()
+
+    /// Starts `command`: run directly when it is plain words, else by `/bin/sh -c 'exec …'`.
+    public init(command: String) throws {
+        self.command = command
+        _ = NodeProcess.ignoreSIGPIPE
+        let arguments = NodeProcess.arguments(for: command)
+        var input: [Int32] = [-1, -1], output: [Int32] = [-1, -1], errors: [Int32] = [-1, -1]
+        guard pipe(&input) == 0, pipe(&output) == 0, pipe(&errors) == 0 else {
+            throw NodeProcessError.spawnFailed(command: command, reason: String(cString: strerror(errno)))
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, input[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errors[1], 2)
+        for fd in [input[0], input[1], output[0], output[1], errors[0], errors[1]] {
+            posix_spawn_file_actions_addclose(&actions, fd)
+        }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Its own process group, so a kill reaches whatever it started; default signal handling.
+        posix_spawnattr_setpgroup(&attributes, 0)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGPIPE)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF))
+        let cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var child: pid_t = 0
+        let status = posix_spawnp(&child, arguments[0], &actions, &attributes, cArguments, environ)
+        close(input[0]); close(output[1]); close(errors[1])
+        guard status == 0 else {
+            close(input[1]); close(output[0]); close(errors[0])
+            throw NodeProcessError.spawnFailed(command: command, reason: String(cString: strerror(status)))
+        }
+        pid = child
+        stdinFD = input[1]
+        stdoutFD = output[0]
+        stderrFD = errors[0]
+        for fd in [stdinFD, stdoutFD, stderrFD] {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+    }
+
+    deinit { terminate() }
+
+    /// Kills the process (and its group) and reaps it.
+    public func terminate() {
+        if pid > 0 {
+            if exitStatus == nil {
+                kill(-pid, SIGKILL)
+                kill(pid, SIGKILL)
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+            }
+            pid = 0
+        }
+        for fd in [stdinFD, stdoutFD, stderrFD] where fd >= 0 { close(fd) }
+        stdinFD = -1; stdoutFD = -1; stderrFD = -1
+    }
+
+    /// The last lines the process wrote to stderr.
+    public var stderr: String { String(decoding: stderrTail, as: UTF8.self) }
+
+    /// Writes `line` (a newline is added) and returns every line the process wrote until it settled.
+    public func exchange(_ line: [UInt8]?) throws -> [[UInt8]] {
+        var lines: [[UInt8]] = []
+        let deadline = Date().addingTimeInterval(settleLimitSeconds)
+        if var bytes = line {
+            bytes.append(0x0A)
+            var offset = 0
+            while offset < bytes.count {
+                let written = bytes[offset...].withUnsafeBytes { write(stdinFD, $0.baseAddress, $0.count) }
+                if written > 0 { offset += written; continue }
+                if written < 0 && errno != EAGAIN && errno != EINTR {
+                    try checkExited()
+                    throw NodeProcessError.exited(command: command, status: "closed its input", stderr: stderr)
+                }
+                // Its input is full: take what it wrote meanwhile, then try again.
+                try drain(into: &lines, waitMilliseconds: 1)
+                if Date() > deadline { throw NodeProcessError.unresponsive(command: command, seconds: settleLimitSeconds, stderr: stderr) }
+            }
+        }
+        var quietChecks = 0
+        while true {
+            let got = try drain(into: &lines, waitMilliseconds: 0)
+            if got {
+                quietChecks = 0
+                continue
+            }
+            try checkExited()
+            if isQuiescent() {
+                // Twice, a moment apart: a thread handing work to another wakes it before it sleeps.
+                quietChecks += 1
+                if quietChecks >= 2 { return lines }
+                usleep(100)
+            } else {
+                quietChecks = 0
+                usleep(50)
+            }
+            if Date() > deadline { throw NodeProcessError.unresponsive(command: command, seconds: settleLimitSeconds, stderr: stderr) }
+        }
+    }
+
+    /// Reads what is available on stdout (and stderr); true when stdout gave anything.
+    @discardableResult
+    private func drain(into lines: inout [[UInt8]], waitMilliseconds: Int32) throws -> Bool {
+        var fds = [pollfd(fd: stdoutFD, events: Int16(POLLIN), revents: 0), pollfd(fd: stderrFD, events: Int16(POLLIN), revents: 0)]
+        let ready = poll(&fds, 2, waitMilliseconds)
+        guard ready > 0 else { return false }
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        var gotOutput = false
+        if fds[1].revents != 0 {
+            let count = read(stderrFD, &buffer, buffer.count)
+            if count > 0 {
+                stderrTail.append(contentsOf: buffer[0..<count])
+                if stderrTail.count > 4096 { stderrTail.removeFirst(stderrTail.count - 4096) }
+            }
+        }
+        if fds[0].revents != 0 {
+            let count = read(stdoutFD, &buffer, buffer.count)
+            if count > 0 {
+                gotOutput = true
+                pending.append(contentsOf: buffer[0..<count])
+                while let newline = pending.firstIndex(of: 0x0A) {
+                    let line = Array(pending[..<newline])
+                    pending.removeSubrange(...newline)
+                    if !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { lines.append(line) }
+                }
+            } else if count == 0 && fds[1].revents == 0 {
+                // End of its output: it is exiting (or closed stdout, which is as bad).
+                usleep(1000)
+                try checkExited()
+                throw NodeProcessError.exited(command: command, status: "closed its standard output", stderr: stderr)
+            }
+        }
+        return gotOutput
+    }
+
+    /// Throws when the process has ended.
+    private func checkExited() throws {
+        if let exitStatus { throw NodeProcessError.exited(command: command, status: exitStatus, stderr: stderr) }
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        guard result == pid else { return }
+        // Keep the rest of what it said on stderr.
+        var lines: [[UInt8]] = []
+        _ = try? drainStderrOnly(&lines)
+        let code = (status >> 8) & 0xFF, signal = status & 0x7F
+        exitStatus = signal == 0 ? "exited with status \(code)" : "was killed by signal \(signal)"
+        throw NodeProcessError.exited(command: command, status: exitStatus!, stderr: stderr)
+    }
+
+    private func drainStderrOnly(_ lines: inout [[UInt8]]) throws {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(stderrFD, &buffer, buffer.count)
+            guard count > 0 else { return }
+            stderrTail.append(contentsOf: buffer[0..<count])
+            if stderrTail.count > 4096 { stderrTail.removeFirst(stderrTail.count - 4096) }
+        }
+    }
+
+    /// Input consumed and every thread asleep (Linux); elsewhere only the input check, and the
+    /// quiet checks in `exchange` stand for the rest.
+    private func isQuiescent() -> Bool {
+        var unread: Int32 = 0
+        if ioctl(stdinFD, UInt(FIONREAD), &unread) == 0 && unread > 0 { return false }
+        #if os(Linux)
+        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return true }
+        for task in tasks {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let rest = stat[stat.index(after: close)...].drop(while: { $0 == " " })
+            guard let state = rest.first else { continue }
+            // R running, D in uninterruptible I/O: still working. S, T, t, Z, I, X: not.
+            if state == "R" || state == "D" { return false }
+        }
+        #endif
+        return true
+    }
+
+    static func arguments(for command: String) -> [String] {
+        let special = CharacterSet(charactersIn: "|&;<>()$`\\\"'*?[#~=%{}\n")
+        let words = command.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        if !words.isEmpty && command.rangeOfCharacter(from: special) == nil { return words }
+        return ["/bin/sh", "-c", "exec " + command]
+    }
+
+    static func stderrSuffix(_ stderr: String) -> String {
+        let trimmed = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !trimmed.isEmpty else { return "" }
+        let lines = trimmed.split(separator: "\n", omittingEmptySubsequences: false).suffix(8)
+        return "; its stderr ended with:\n    " + lines.joined(separator: "\n    ")
+    }
+}

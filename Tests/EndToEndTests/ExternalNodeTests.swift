@@ -1,0 +1,115 @@
+import Foundation
+import XCTest
+
+/// `run --node-cmd`: external programs speaking the Maelstrom protocol, driven through the
+/// simulated network. Uses the example node in `examples/maelstrom/node.py` (python3).
+final class ExternalNodeTests: XCTestCase {
+    private let short = ["--duration", "1.5", "--liveness", "1"]
+    private static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    private static let node = root.appendingPathComponent("examples/maelstrom/node.py").path
+
+    private func python(_ flags: String = "") throws -> String {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") || FileManager.default.isExecutableFile(atPath: "/usr/local/bin/python3") else {
+            throw XCTSkip("python3 is needed for the example external node (tools/setup installs it)")
+        }
+        return "python3 \(ExternalNodeTests.node)" + (flags.isEmpty ? "" : " " + flags)
+    }
+
+    func testACorrectNodePassesEveryWorkloadAndReplaysIdentically() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = directory.appendingPathComponent("runs.trace").path
+        for workload in ["echo", "unique-ids", "lin-kv"] {
+            let run = try CLI.run(["run", "--node-cmd", try python(), "--workload", workload, "--seed", "3", "--store", store, "--json"] + short)
+            XCTAssertEqual(run.status, 0, "\(workload): \(run.stdout) \(run.stderr)")
+            let summary = try jsonObject(run.stdout)
+            let runs = try XCTUnwrap(summary["runs"] as? [[String: Any]])
+            XCTAssertEqual(runs.first?["verdict"] as? String, "pass", workload)
+            XCTAssertGreaterThan(runs.first?["events"] as? Int ?? 0, 500, workload)
+            let id = try XCTUnwrap(runs.first?["run"] as? Int)
+            // Lock-step delivery: a node that is a function of its input replays exactly.
+            let replay = try CLI.run(["replay", String(id), "--store", store])
+            XCTAssertEqual(replay.status, 0, "\(workload): \(replay.stdout) \(replay.stderr)")
+            XCTAssertTrue(replay.stdout.contains("identical"), replay.stdout)
+        }
+        // Messages between the processes went through the simulated network.
+        let show = try CLI.run(["show", "latest", "--store", store, "--kind", "send", "--to", "400"])
+        XCTAssertTrue(show.stdout.contains("forward"), show.stdout)
+    }
+
+    func testPlantedMistakesInTheExampleNodeAreFound() throws {
+        let cases: [(flag: String, workload: String, found: String, extra: [String])] = [
+            ("--local-kv", "lin-kv", "linearizability/not-linearizable", []),
+            ("--bad-ids", "unique-ids", "unique-ids/duplicate-id", []),
+            ("--lose-broadcasts", "broadcast", "broadcast/lost-message", ["--nodes", "3", "--clients", "2", "--failure-rate", "1"]),
+        ]
+        for item in cases {
+            let run = try CLI.run(["run", "--node-cmd", try python(item.flag), "--workload", item.workload, "--seeds", "3", "--no-record"]
+                                  + short + item.extra)
+            XCTAssertEqual(run.status, 1, "\(item.flag): \(run.stdout) \(run.stderr)")
+            XCTAssertTrue(run.stdout.contains(item.found), "\(item.flag): \(run.stdout)")
+            XCTAssertTrue(run.stdout.contains("--node-cmd 'python3 "), "the rerun line repeats the command: \(run.stdout)")
+        }
+    }
+
+    func testTheSameSeedRunsTheSameInASecondProcess() throws {
+        let run = try CLI.run(["run", "--node-cmd", try python(), "--workload", "lin-kv", "--seeds", "2", "--no-record",
+                               "--check-determinism"] + short)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        XCTAssertFalse(run.stdout.contains("NOT deterministic"), run.stdout)
+    }
+
+    func testACommandThatCannotServeIsABadUsageNamingIt() throws {
+        let missing = try CLI.run(["run", "--node-cmd", "no-such-node-program-here", "--workload", "echo", "--no-record"])
+        XCTAssertEqual(missing.status, 64)
+        XCTAssertTrue(missing.stderr.contains("could not start 'no-such-node-program-here'"), missing.stderr)
+        let crashing = try CLI.run(["run", "--node-cmd", "python3 -c 'import sys; sys.stderr.write(\"no config\\n\"); sys.exit(2)'",
+                                    "--workload", "echo", "--no-record"])
+        XCTAssertEqual(crashing.status, 64)
+        XCTAssertTrue(crashing.stderr.contains("exited with status 2"), crashing.stderr)
+        XCTAssertTrue(crashing.stderr.contains("no config"), "its stderr is shown: \(crashing.stderr)")
+        let silent = try CLI.run(["run", "--node-cmd", "cat", "--workload", "echo", "--no-record"])
+        XCTAssertEqual(silent.status, 64)
+        XCTAssertTrue(silent.stderr.contains("did not answer init with init_ok"), silent.stderr)
+        let noWorkload = try CLI.run(["run", "--node-cmd", "cat"])
+        XCTAssertEqual(noWorkload.status, 64)
+        XCTAssertTrue(noWorkload.stderr.contains("--workload"), noWorkload.stderr)
+    }
+
+    func testANodeThatMisbehavesMidRunFailsTheRunWithItsReason() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let script = directory.appendingPathComponent("flaky.py")
+        try """
+        import json, sys
+        seen = 0
+        for line in sys.stdin:
+            m = json.loads(line); b = m["body"]
+            if b["type"] == "init":
+                me = b["node_id"]
+                print(json.dumps({"src": me, "dest": m["src"], "body": {"type": "init_ok", "in_reply_to": b["msg_id"]}}), flush=True)
+                continue
+            seen += 1
+            if seen == 4 and me == "n1" and "--garbage" in sys.argv:
+                print("this is not json", flush=True)
+            if seen == 4 and me == "n2" and "--exit" in sys.argv:
+                sys.stderr.write("Traceback: boom\\n"); sys.exit(3)
+            print(json.dumps({"src": me, "dest": m["src"], "body": {"type": "echo_ok", "in_reply_to": b["msg_id"], "echo": b["echo"]}}), flush=True)
+        """.write(to: script, atomically: true, encoding: .utf8)
+        _ = try python()
+        let store = directory.appendingPathComponent("runs.trace").path
+        let garbage = try CLI.run(["run", "--node-cmd", "python3 \(script.path) --garbage", "--workload", "echo", "--seed", "1",
+                                   "--suite", "none", "--store", store] + short)
+        XCTAssertEqual(garbage.status, 1, garbage.stdout + garbage.stderr)
+        XCTAssertTrue(garbage.stdout.contains("external-node/malformed-output"), garbage.stdout)
+        XCTAssertTrue(garbage.stdout.contains("this is not json"), garbage.stdout)
+        let exits = try CLI.run(["run", "--node-cmd", "python3 \(script.path) --exit", "--workload", "echo", "--seed", "1",
+                                 "--suite", "none", "--store", store] + short)
+        XCTAssertEqual(exits.status, 1, exits.stdout + exits.stderr)
+        XCTAssertTrue(exits.stdout.contains("external-node/node-exited"), exits.stdout)
+        XCTAssertTrue(exits.stdout.contains("exited with status 3"), exits.stdout)
+        // Both failures are recorded runs like any other.
+        let ls = try jsonObject(try CLI.run(["ls", "--store", store, "--json"]).stdout)
+        XCTAssertEqual((ls["runs"] as? [[String: Any]])?.compactMap { $0["verdict"] as? String }, ["fail", "fail"])
+    }
+}

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""A small Maelstrom node: echo, unique-ids, broadcast and a single-copy lin-kv.
+
+It reads one JSON message per line on stdin and writes JSON lines on stdout, like any node that
+Maelstrom drives. `chaostrace run --node-cmd 'python3 examples/maelstrom/node.py' --workload W`
+runs a cluster of them under faults.
+
+Flags (planted bugs, to see ChaosTrace find them):
+  --lose-broadcasts  forward a broadcast to neighbours once and never retry (lost under partitions)
+  --bad-ids          generate ids from a per-node counter only (duplicates across nodes)
+  --local-kv         serve lin-kv from each node's own copy (stale reads across nodes)
+"""
+import json
+import sys
+
+flags = set(sys.argv[1:])
+node_id = None
+node_ids = []
+next_id = 0
+counter = 0
+messages = set()
+neighbours = []
+# Broadcasts not yet acknowledged by a neighbour: (message, peer) -> msg_id.
+unacked = {}
+kv = {}
+# lin-kv: requests forwarded to the leader n0, by the msg_id used there.
+forwarded = {}
+
+
+def send(dest, body):
+    global next_id
+    next_id += 1
+    body.setdefault("msg_id", next_id)
+    sys.stdout.write(json.dumps({"src": node_id, "dest": dest, "body": body}, sort_keys=True) + "\n")
+    sys.stdout.flush()
+    return body["msg_id"]
+
+
+def reply(message, body):
+    body["in_reply_to"] = message["body"].get("msg_id")
+    send(message["src"], body)
+
+
+def gossip():
+    for (value, peer), _ in sorted(unacked.items()):
+        send(peer, {"type": "gossip", "message": value})
+
+
+def kv_apply(body):
+    key = str(body.get("key"))
+    kind = body["type"]
+    if kind == "read":
+        if key not in kv:
+            return {"type": "error", "code": 20, "text": "no such key"}
+        return {"type": "read_ok", "value": kv[key]}
+    if kind == "write":
+        kv[key] = body["value"]
+        return {"type": "write_ok"}
+    if kind == "cas":
+        if key not in kv:
+            return {"type": "error", "code": 20, "text": "no such key"}
+        if kv[key] != body["from"]:
+            return {"type": "error", "code": 22, "text": "expected %r" % kv[key]}
+        kv[key] = body["to"]
+        return {"type": "cas_ok"}
+    return {"type": "error", "code": 10, "text": "unsupported " + kind}
+
+
+for line in sys.stdin:
+    line = line.strip()
+    if not line:
+        continue
+    message = json.loads(line)
+    body = message["body"]
+    kind = body["type"]
+    if kind == "init":
+        node_id = body["node_id"]
+        node_ids = body["node_ids"]
+        neighbours = [n for n in node_ids if n != node_id]
+        reply(message, {"type": "init_ok"})
+    elif kind == "echo":
+        reply(message, {"type": "echo_ok", "echo": body["echo"]})
+    elif kind == "generate":
+        counter += 1
+        if "--bad-ids" in flags:
+            reply(message, {"type": "generate_ok", "id": counter})
+        else:
+            reply(message, {"type": "generate_ok", "id": "%s-%d" % (node_id, counter)})
+    elif kind == "topology":
+        neighbours = [n for n in body["topology"].get(node_id, []) if n != node_id]
+        reply(message, {"type": "topology_ok"})
+    elif kind == "broadcast" or kind == "gossip":
+        value = body["message"]
+        if value not in messages:
+            messages.add(value)
+            for peer in neighbours:
+                if peer != message["src"]:
+                    if "--lose-broadcasts" in flags:
+                        send(peer, {"type": "gossip", "message": value})
+                    else:
+                        unacked[(value, peer)] = True
+                        send(peer, {"type": "gossip", "message": value})
+        if kind == "broadcast":
+            reply(message, {"type": "broadcast_ok"})
+        else:
+            reply(message, {"type": "gossip_ok", "message": value})
+    elif kind == "gossip_ok":
+        unacked.pop((body.get("message"), message["src"]), None)
+    elif kind == "read" and "key" not in body:
+        reply(message, {"type": "read_ok", "messages": sorted(messages)})
+        # Reads come often: a good moment to retry what is unacknowledged.
+        gossip()
+    elif kind in ("read", "write", "cas"):
+        leader = node_ids[0]
+        if "--local-kv" in flags or node_id == leader:
+            reply(message, kv_apply(body))
+        else:
+            # Forward to the leader, answer the client when it answers.
+            forwarded_id = send(leader, {"type": "forward", "request": body})
+            forwarded[forwarded_id] = message
+    elif kind == "forward":
+        reply(message, {"type": "forward_ok", "response": kv_apply(body["request"])})
+    elif kind == "forward_ok":
+        original = forwarded.pop(body.get("in_reply_to"), None)
+        if original is not None:
+            reply(original, dict(body["response"]))
