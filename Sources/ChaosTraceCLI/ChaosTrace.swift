@@ -17,6 +17,7 @@ struct ChaosTrace: ParsableCommand {
             ReplayCommand.self,
             ShrinkCommand.self,
             LsCommand.self,
+            MergeCommand.self,
             ExportCommand.self,
             DiffCommand.self,
             ShowCommand.self,

@@ -247,10 +247,11 @@ public final class TraceStore {
         }
     }
 
-    /// Starts recording a new run.
-    public func beginRun(seed: UInt64, configuration: String, toolVersion: String, parentRun: UInt64? = nil) throws -> RunRecorder {
+    /// Starts recording a new run (`startedAt`: seconds since 1970, now unless copying a run).
+    public func beginRun(seed: UInt64, configuration: String, toolVersion: String, parentRun: UInt64? = nil,
+                         startedAt: Double? = nil) throws -> RunRecorder {
         guard !options.readOnly else { throw TraceStoreError.storage(path: path, error: LMDBError(rawValue: EACCES)) }
-        let startedAt = Date().timeIntervalSince1970
+        let startedAt = startedAt ?? Date().timeIntervalSince1970
         let info = try storageWrite { (txn) throws(LMDBError) -> RunInfo in
             let next = try txn.get(metaDB, key: Self.nextRunKey).flatMap { Bytes.readBigEndian64($0, at: 0) } ?? 1
             let info = RunInfo(id: next, seed: seed, configuration: configuration, toolVersion: toolVersion,

@@ -9,7 +9,8 @@ final class ExternalNodeTests: XCTestCase {
     private static let node = root.appendingPathComponent("examples/maelstrom/node.py").path
 
     private func python(_ flags: String = "") throws -> String {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") || FileManager.default.isExecutableFile(atPath: "/usr/local/bin/python3") else {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        guard path.split(separator: ":").contains(where: { FileManager.default.isExecutableFile(atPath: "\($0)/python3") }) else {
             throw XCTSkip("python3 is needed for the example external node (tools/setup installs it)")
         }
         return "python3 \(ExternalNodeTests.node)" + (flags.isEmpty ? "" : " " + flags)

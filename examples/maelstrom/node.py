@@ -9,6 +9,9 @@ Flags (planted bugs, to see ChaosTrace find them):
   --lose-broadcasts  forward a broadcast to neighbours once and never retry (lost under partitions)
   --bad-ids          generate ids from a per-node counter only (duplicates across nodes)
   --local-kv         serve lin-kv from each node's own copy (stale reads across nodes)
+
+The lin-kv store is one in-memory copy on n0 (other nodes forward to it): correct under the
+network suite, but a crash of n0 loses it, so the nodes suite finds that too.
 """
 import json
 import sys
@@ -25,6 +28,8 @@ unacked = {}
 kv = {}
 # lin-kv: requests forwarded to the leader n0, by the msg_id used there.
 forwarded = {}
+# lin-kv on n0: the response to each forwarded request, by (sender, msg_id).
+applied = {}
 
 
 def send(dest, body):
@@ -119,7 +124,11 @@ for line in sys.stdin:
             forwarded_id = send(leader, {"type": "forward", "request": body})
             forwarded[forwarded_id] = message
     elif kind == "forward":
-        reply(message, {"type": "forward_ok", "response": kv_apply(body["request"])})
+        # The network may deliver a message twice: apply each forwarded request once.
+        key = (message["src"], body.get("msg_id"))
+        if key not in applied:
+            applied[key] = kv_apply(body["request"])
+        reply(message, {"type": "forward_ok", "response": applied[key]})
     elif kind == "forward_ok":
         original = forwarded.pop(body.get("in_reply_to"), None)
         if original is not None:

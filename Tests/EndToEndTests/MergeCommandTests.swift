@@ -1,0 +1,46 @@
+import Foundation
+import XCTest
+
+final class MergeCommandTests: XCTestCase {
+    private let short = ["--duration", "1", "--liveness", "0.5"]
+
+    func testMergeCopiesRunsOfShardsWithTheirLinksAndTheyStillReplay() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let a = directory.appendingPathComponent("shard1.trace").path
+        let b = directory.appendingPathComponent("shard2.trace").path
+        let out = directory.appendingPathComponent("all.trace").path
+        XCTAssertEqual(try CLI.run(["run", "--system", "echo", "--seeds", "4", "--shard", "1/2", "--store", a] + short).status, 0)
+        XCTAssertEqual(try CLI.run(["run", "--bug", "echo.off-by-one", "--suite", "none", "--seed", "1", "--store", b] + short).status, 1)
+        let shrink = try CLI.run(["shrink", "latest-failure", "--store", b, "--max-replays", "50"])
+        XCTAssertEqual(shrink.status, 0, shrink.stderr)
+        let before = try jsonObject(try CLI.run(["ls", "--store", b, "--json"]).stdout)["runs"] as? [[String: Any]]
+
+        let merge = try CLI.run(["merge", out, a, b, "--json"])
+        XCTAssertEqual(merge.status, 0, merge.stderr)
+        let report = try jsonObject(merge.stdout)
+        let copied = try XCTUnwrap(report["runs"] as? [[String: Any]])
+        XCTAssertEqual(copied.count, 4)
+        XCTAssertEqual(copied.compactMap { $0["new_run"] as? Int }, [1, 2, 3, 4])
+
+        let runs = try XCTUnwrap(try jsonObject(try CLI.run(["ls", "--store", out, "--json"]).stdout)["runs"] as? [[String: Any]])
+        XCTAssertEqual(runs.compactMap { $0["seed"] as? Int }, [1, 3, 1, 1])
+        XCTAssertEqual(runs.compactMap { $0["verdict"] as? String }, ["pass", "pass", "fail", "fail"])
+        // The shrunk run still points at its original, now run 3; digests and times are kept.
+        XCTAssertEqual(runs[3]["parentRun"] as? Int, 3)
+        XCTAssertEqual(runs[3]["digest"] as? String, before?[1]["digest"] as? String)
+        XCTAssertEqual(runs[3]["startedAt"] as? Double, before?[1]["startedAt"] as? Double)
+        XCTAssertEqual(try CLI.run(["verify", "--store", out]).status, 0)
+        let replay = try CLI.run(["replay", "4", "--store", out])
+        XCTAssertEqual(replay.status, 0, replay.stdout + replay.stderr)
+        XCTAssertTrue(replay.stdout.contains("violation reproduced"), replay.stdout)
+
+        // Merging again appends; a missing input or the output among the inputs is bad usage.
+        XCTAssertEqual(try CLI.run(["merge", out, a]).status, 0)
+        XCTAssertEqual((try jsonObject(try CLI.run(["ls", "--store", out, "--json"]).stdout)["runs"] as? [[String: Any]])?.count, 6)
+        let missing = try CLI.run(["merge", out, directory.appendingPathComponent("nope.trace").path])
+        XCTAssertEqual(missing.status, 64)
+        XCTAssertTrue(missing.stderr.contains("nope.trace"), missing.stderr)
+        XCTAssertEqual(try CLI.run(["merge", out, out]).status, 64)
+    }
+}
