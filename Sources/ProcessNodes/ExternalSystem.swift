@@ -13,9 +13,11 @@ import Simulation
 /// - `broadcast`: `topology` at start, then `broadcast` and `read` (every message acknowledged
 ///   before the liveness phase is in each node's last read once the cluster settled, and nothing
 ///   was read that no client sent);
+/// - `g-counter`: `add` and `read` (once the cluster settled, each node's last read lies between
+///   the acknowledged adds and all adds that may have happened);
 /// - `lin-kv`: `read`/`write`/`cas` on a few keys (linearizability, per key).
-/// Maelstrom's own services (`seq-kv`, `lin-kv`, `lww-kv` as nodes to talk to) are not provided: a
-/// message to one is reported as a protocol error.
+/// Maelstrom's key-value services `seq-kv`, `lin-kv` and `lww-kv` are there to talk to: one
+/// linearizable store each, answering at once (they are not partitioned or delayed).
 public struct ExternalSystem: SystemDefinition {
     public static let name = "external"
     public static let bugs: [String] = []
@@ -27,8 +29,10 @@ public struct ExternalSystem: SystemDefinition {
     public let workload: Workload
     let nodes: Int
     let pollNanoseconds: UInt64
+    let quietMicroseconds: Int
     let keys: UInt64
     let observations: Observations
+    let services: Services
 
     public init(configuration: SimulationConfiguration) {
         let external = configuration.external ?? ExternalNodes(command: "false", workload: Workload.echo.rawValue)
@@ -36,8 +40,10 @@ public struct ExternalSystem: SystemDefinition {
         workload = Workload(rawValue: external.workload) ?? .echo
         nodes = configuration.nodes
         pollNanoseconds = UInt64(max(0, configuration.options["poll_ms"] ?? 100)) * 1_000_000
+        quietMicroseconds = max(0, configuration.options["quiet_us"] ?? 200)
         keys = UInt64(max(1, configuration.options["keys"] ?? 3))
         observations = Observations()
+        services = Services()
     }
 
     public func makeNode(id: NodeID) -> Node { ExternalNode(id: id, system: self) }
@@ -51,6 +57,9 @@ public struct ExternalSystem: SystemDefinition {
         case .broadcast:
             if random(2) == 0 { return ClientOperation(function: .read) }
             return ClientOperation(function: .write, value: Int64(random(1_000_000)))
+        case .gCounter:
+            if random(2) == 0 { return ClientOperation(function: .read) }
+            return ClientOperation(function: .add, value: Int64(1 + random(5)))
         case .linKV:
             let key = random(keys)
             switch random(4) {
@@ -66,6 +75,7 @@ public struct ExternalSystem: SystemDefinition {
         case .echo: [EchoTextChecker(observations: observations)]
         case .uniqueIDs: [UniqueIDChecker(observations: observations)]
         case .broadcast: [BroadcastChecker(observations: observations)]
+        case .gCounter: [GCounterChecker()]
         case .linKV: [LinearizabilityRunChecker()]
         }
     }
@@ -103,6 +113,7 @@ public enum Workload: String, CaseIterable, Sendable {
     case echo
     case uniqueIDs = "unique-ids"
     case broadcast
+    case gCounter = "g-counter"
     case linKV = "lin-kv"
 }
 
@@ -209,6 +220,7 @@ final class ExternalNode: Node {
     func start(_ context: NodeContext) {
         do {
             process = try NodeProcess(command: system.command)
+            process?.quietMicroseconds = system.quietMicroseconds
         } catch {
             fail(context, kind: "node-exited", "\(error)")
             return
@@ -271,6 +283,11 @@ final class ExternalNode: Node {
         case (.broadcast, _):
             body["type"] = "broadcast"
             body["message"] = operation.value
+        case (.gCounter, .read):
+            body["type"] = "read"
+        case (.gCounter, _):
+            body["type"] = "add"
+            body["delta"] = operation.value
         case (.linKV, .read):
             body["type"] = "read"
             body["key"] = operation.key
@@ -320,9 +337,12 @@ final class ExternalNode: Node {
         context.reportViolation(checker: "external-node", kind: kind, explanation)
     }
 
-    /// Routes what the process wrote: to other nodes through the network, to clients as replies.
+    /// Routes what the process wrote: to other nodes through the network, to clients as replies,
+    /// to a Maelstrom service (answered at once, and what the node then says is routed too).
     private func handle(_ lines: [[UInt8]], _ context: NodeContext) {
-        for line in lines where !failed {
+        var queue = lines[...]
+        var serviceCalls = 0
+        while let line = queue.popFirst(), !failed {
             digest.mix(line)
             let envelope: Maelstrom.Envelope
             do {
@@ -342,9 +362,20 @@ final class ExternalNode: Node {
             } else if Maelstrom.client(envelope.dest) != nil {
                 guard let replyTo = Maelstrom.integer(envelope.body["in_reply_to"]) else { continue }
                 if let request = pending.removeValue(forKey: replyTo) { answer(request, envelope, context) }
+            } else if Services.names.contains(envelope.dest) {
+                serviceCalls += 1
+                guard serviceCalls <= 100_000 else {
+                    fail(context, kind: "node-unresponsive", "\(name) called \(envelope.dest) 100000 times in one step without settling")
+                    return
+                }
+                var reply = system.services.handle(service: envelope.dest, envelope.body)
+                guard let messageID = envelope.body["msg_id"] else { continue }
+                reply["in_reply_to"] = messageID
+                guard let more = exchange(Maelstrom.line(src: envelope.dest, dest: name, body: reply), context) else { return }
+                queue.append(contentsOf: more)
             } else {
                 fail(context, kind: "unknown-destination",
-                     "\(name) sent \(envelope.type) to \"\(envelope.dest)\", which is neither a node (n0…n\(system.nodes - 1)) nor a client; Maelstrom services such as seq-kv or lin-kv are not provided")
+                     "\(name) sent \(envelope.type) to \"\(envelope.dest)\", which is neither a node (n0…n\(system.nodes - 1)), a client nor a service (\(Services.names.joined(separator: ", ")))")
                 return
             }
         }
@@ -377,6 +408,12 @@ final class ExternalNode: Node {
                 let values = ((body["messages"] as? [Any]) ?? []).compactMap { Maelstrom.integer($0) }.sorted()
                 system.observations.reads[request.id] = values
                 context.reply(to: request, .ok(Int64(values.count)))
+            } else {
+                context.reply(to: request, .ok())
+            }
+        case .gCounter:
+            if request.operation.function == .read {
+                context.reply(to: request, .ok(Maelstrom.integer(body["value"]) ?? Int64.min))
             } else {
                 context.reply(to: request, .ok())
             }
@@ -482,6 +519,87 @@ final class BroadcastChecker: Checker {
             return Violation(checker: name, kind: "lost-message",
                              explanation: "n\(node)'s last read, well into the liveness phase, lacks \(missing.count) acknowledged message\(missing.count == 1 ? "" : "s") (\(shown)\(missing.count > 5 ? ", …" : ""))",
                              events: [first.entry.completeEvent, read.invokeEvent, read.completeEvent].compactMap { $0 })
+        }
+        return nil
+    }
+}
+
+// MARK: - Services
+
+/// Maelstrom's key-value services, shared by every node of a run: `read`, `write`, `cas`
+/// (with `create_if_not_exists`). Each is one linearizable store (stricter than `seq-kv` or
+/// `lww-kv` need be, which a correct node must accept).
+final class Services {
+    static let names = ["lin-kv", "seq-kv", "lww-kv"]
+    /// Service → canonical key text → value.
+    private var stores: [String: [String: Any]] = [:]
+
+    func handle(service: String, _ body: [String: Any]) -> [String: Any] {
+        let key = Maelstrom.text(body["key"])
+        var store = stores[service] ?? [:]
+        defer { stores[service] = store }
+        switch body["type"] as? String {
+        case "read":
+            guard let value = store[key] else { return ["type": "error", "code": 20, "text": "key does not exist"] }
+            return ["type": "read_ok", "value": value]
+        case "write":
+            store[key] = body["value"] ?? NSNull()
+            return ["type": "write_ok"]
+        case "cas":
+            guard let current = store[key] else {
+                if (body["create_if_not_exists"] as? Bool) == true {
+                    store[key] = body["to"] ?? NSNull()
+                    return ["type": "cas_ok"]
+                }
+                return ["type": "error", "code": 20, "text": "key does not exist"]
+            }
+            guard Maelstrom.text(current) == Maelstrom.text(body["from"]) else {
+                return ["type": "error", "code": 22, "text": "current value \(Maelstrom.text(current)) is not \(Maelstrom.text(body["from"]))"]
+            }
+            store[key] = body["to"] ?? NSNull()
+            return ["type": "cas_ok"]
+        default:
+            return ["type": "error", "code": 10, "text": "\(service) does not support \(body["type"] as? String ?? "this")"]
+        }
+    }
+}
+
+/// `g-counter`: once the cluster has settled in the liveness phase, each node's last read is at
+/// least the sum of the adds acknowledged before that phase and at most the sum of every add that
+/// may have happened (acknowledged or unknown).
+final class GCounterChecker: Checker {
+    let name = "g-counter"
+
+    func finish(_ simulation: Simulator) -> Violation? {
+        let configuration = simulation.configuration
+        guard configuration.livenessNanoseconds > 0 else { return nil }
+        let phase = configuration.durationNanoseconds
+        let settled = phase + configuration.livenessNanoseconds / 2
+        var lower: Int64 = 0, upper: Int64 = 0
+        var lastRead: [NodeID: HistoryEntry] = [:]
+        for entry in simulation.history {
+            let operation = entry.request.operation
+            if operation.function == .add {
+                if entry.reply?.outcome != .fail { upper &+= operation.value }
+                if entry.reply?.outcome == .ok, let completed = entry.completedAt, completed < phase { lower &+= operation.value }
+            } else if operation.function == .read, entry.reply?.outcome == .ok, entry.invokedAt >= settled, let completed = entry.completedAt {
+                if let previous = lastRead[entry.target], (previous.completedAt ?? 0) > completed { continue }
+                lastRead[entry.target] = entry
+            }
+        }
+        for node in 0..<NodeID(configuration.nodes) {
+            guard let read = lastRead[node], let value = read.reply?.value else { continue }
+            let events = [read.invokeEvent, read.completeEvent].compactMap { $0 }
+            if value < lower {
+                return Violation(checker: name, kind: "lost-increment",
+                                 explanation: "n\(node)'s last read, well into the liveness phase, is \(value), but adds acknowledged before it sum to \(lower)",
+                                 events: events)
+            }
+            if value > upper {
+                return Violation(checker: name, kind: "phantom-increment",
+                                 explanation: "n\(node)'s last read is \(value), more than every add that may have happened (\(upper))",
+                                 events: events)
+            }
         }
         return nil
     }

@@ -46,6 +46,9 @@ public final class NodeProcess {
     private var exitStatus: String?
     /// How long to wait for a process to settle before calling it unresponsive.
     public var settleLimitSeconds: Double = 10
+    /// How long a process must stay quiescent (input read, threads asleep, no output) to count as
+    /// done with a message.
+    public var quietMicroseconds: Int = 200
 
     private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN); return () }()
 
@@ -135,21 +138,27 @@ public final class NodeProcess {
                 if Date() > deadline { throw NodeProcessError.unresponsive(command: command, seconds: settleLimitSeconds, stderr: stderr) }
             }
         }
-        var quietChecks = 0
+        // When the process was first seen quiescent with nothing new on stdout (nil: not yet).
+        var quietSince: Date?
         while true {
             let got = try drain(into: &lines, waitMilliseconds: 0)
             if got {
-                quietChecks = 0
+                quietSince = nil
                 continue
             }
             try checkExited()
             if isQuiescent() {
-                // Twice, a moment apart: a thread handing work to another wakes it before it sleeps.
-                quietChecks += 1
-                if quietChecks >= 2 { return lines }
-                usleep(100)
+                // Quiet for the whole window: a runtime that hands work to another thread (a
+                // scheduler, an event loop) wakes it before the first one sleeps, mostly at once.
+                let now = Date()
+                if let since = quietSince {
+                    if now.timeIntervalSince(since) * 1_000_000 >= Double(quietMicroseconds) { return lines }
+                } else {
+                    quietSince = now
+                }
+                usleep(UInt32(max(20, min(quietMicroseconds / 2, 1_000))))
             } else {
-                quietChecks = 0
+                quietSince = nil
                 usleep(50)
             }
             if Date() > deadline { throw NodeProcessError.unresponsive(command: command, seconds: settleLimitSeconds, stderr: stderr) }

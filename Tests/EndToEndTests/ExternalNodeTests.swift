@@ -20,8 +20,8 @@ final class ExternalNodeTests: XCTestCase {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = directory.appendingPathComponent("runs.trace").path
-        for workload in ["echo", "unique-ids", "lin-kv"] {
-            let run = try CLI.run(["run", "--node-cmd", try python(), "--workload", workload, "--seed", "3", "--store", store, "--json"] + short)
+        for (workload, flags) in [("echo", ""), ("unique-ids", ""), ("g-counter", "--g-counter"), ("lin-kv", "")] {
+            let run = try CLI.run(["run", "--node-cmd", try python(flags), "--workload", workload, "--seed", "3", "--store", store, "--json"] + short)
             XCTAssertEqual(run.status, 0, "\(workload): \(run.stdout) \(run.stderr)")
             let summary = try jsonObject(run.stdout)
             let runs = try XCTUnwrap(summary["runs"] as? [[String: Any]])
@@ -42,6 +42,7 @@ final class ExternalNodeTests: XCTestCase {
         let cases: [(flag: String, workload: String, found: String, extra: [String])] = [
             ("--local-kv", "lin-kv", "linearizability/not-linearizable", []),
             ("--bad-ids", "unique-ids", "unique-ids/duplicate-id", []),
+            ("--local-counter", "g-counter", "g-counter/lost-increment", []),
             ("--lose-broadcasts", "broadcast", "broadcast/lost-message", ["--nodes", "3", "--clients", "2", "--failure-rate", "1"]),
         ]
         for item in cases {

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A small Maelstrom node: echo, unique-ids, broadcast and a single-copy lin-kv.
+"""A small Maelstrom node: echo, unique-ids, broadcast, g-counter and a single-copy lin-kv.
 
 It reads one JSON message per line on stdin and writes JSON lines on stdout, like any node that
 Maelstrom drives. `chaostrace run --node-cmd 'python3 examples/maelstrom/node.py' --workload W`
@@ -9,6 +9,11 @@ Flags (planted bugs, to see ChaosTrace find them):
   --lose-broadcasts  forward a broadcast to neighbours once and never retry (lost under partitions)
   --bad-ids          generate ids from a per-node counter only (duplicates across nodes)
   --local-kv         serve lin-kv from each node's own copy (stale reads across nodes)
+  --local-counter    g-counter reads return this node's own adds only (lost increments);
+                     implies --g-counter
+
+g-counter (run with --g-counter: its read looks like broadcast's) keeps each node's total under
+its own key in the seq-kv service, and a read sums them.
 
 The lin-kv store is one in-memory copy on n0 (other nodes forward to it): correct under the
 network suite, but a crash of n0 loses it, so the nodes suite finds that too.
@@ -30,6 +35,9 @@ kv = {}
 forwarded = {}
 # lin-kv on n0: the response to each forwarded request, by (sender, msg_id).
 applied = {}
+# g-counter: this node's total, and client requests waiting on seq-kv replies, by msg_id sent.
+total = 0
+waiting = {}
 
 
 def send(dest, body):
@@ -111,6 +119,28 @@ for line in sys.stdin:
             reply(message, {"type": "gossip_ok", "message": value})
     elif kind == "gossip_ok":
         unacked.pop((body.get("message"), message["src"]), None)
+    elif kind == "add":
+        total += body["delta"]
+        write_id = send("seq-kv", {"type": "write", "key": node_id, "value": total})
+        waiting[write_id] = {"client": message, "left": 1, "sum": 0, "kind": "add"}
+    elif kind == "read" and "key" not in body and ("--g-counter" in flags or "--local-counter" in flags):
+        if "--local-counter" in flags:
+            reply(message, {"type": "read_ok", "value": total})
+        else:
+            state = {"client": message, "left": len(node_ids), "sum": 0, "kind": "read"}
+            for node in node_ids:
+                waiting[send("seq-kv", {"type": "read", "key": node})] = state
+    elif message["src"] == "seq-kv":
+        state = waiting.pop(body.get("in_reply_to"), None)
+        if state is not None:
+            if kind == "read_ok":
+                state["sum"] += body["value"]
+            state["left"] -= 1
+            if state["left"] == 0:
+                if state["kind"] == "add":
+                    reply(state["client"], {"type": "add_ok"})
+                else:
+                    reply(state["client"], {"type": "read_ok", "value": state["sum"]})
     elif kind == "read" and "key" not in body:
         reply(message, {"type": "read_ok", "messages": sorted(messages)})
         # Reads come often: a good moment to retry what is unacknowledged.
