@@ -295,6 +295,7 @@ public final class Shrinker {
                 reduce(currentOutcome.external.crashPoints.map(\.ordinal)) { slice, i in i.skippedCrashPoints += slice }
                 reduce(currentOutcome.external.operations.map(\.identity)) { slice, i in self.skip(slice, in: &i) }
             }
+            run("external pairs") { removePairs() }
             run("cut") { cutAfterWitnesses() }
             run("message groups") {
                 var seen = Set<Interventions.MessageGroup>()
@@ -325,6 +326,55 @@ public final class Shrinker {
                             externalBefore: whole.externalCount, externalAfter: currentOutcome.externalCount,
                             replays: replays, seconds: Date().timeIntervalSince(started),
                             stages: stages, budgetExhausted: exhausted)
+    }
+
+    /// An external event of the current run, to leave out.
+    private enum External: Equatable {
+        case tick(UInt64), crashPoint(UInt64), operation(UInt64)
+    }
+
+    private func leaveOut(_ items: [External], _ interventions: inout Interventions) {
+        for item in items {
+            switch item {
+            case .tick(let ordinal): interventions.skippedTicks.append(ordinal)
+            case .crashPoint(let ordinal): interventions.skippedCrashPoints.append(ordinal)
+            case .operation(let identity): skip([identity], in: &interventions)
+            }
+        }
+    }
+
+    /// Leaves out two external events at once, for those that are only needed together with
+    /// another (a crash point and the operation that reaches it, a fault and its partner): after
+    /// delta debugging no single one can go, but a pair sometimes can. Only for runs with a few
+    /// external events left (the pairs grow with their square).
+    private func removePairs() {
+        func items() -> [External] {
+            let log = currentOutcome.external
+            return log.ticks.map { .tick($0.ordinal) } + log.crashPoints.map { .crashPoint($0.ordinal) }
+                + log.operations.map { .operation($0.identity) }
+        }
+        var list = items()
+        guard list.count > 2 && list.count <= 40 else { return }
+        var i = 0
+        while i < list.count && budgetLeft {
+            var j = i + 1
+            var removed = false
+            while j < list.count && budgetLeft {
+                let pair = [list[i], list[j]]
+                if attempt({ self.leaveOut(pair, &$0) }) {
+                    removed = true
+                    break
+                }
+                j += 1
+            }
+            if removed {
+                // Identities are stable: carry on from the same position in the shorter list.
+                list = items()
+            } else {
+                i += 1
+            }
+        }
+        report()
     }
 
     /// Moves the run earlier in time: it starts as many nemesis ticks (and each client as many
