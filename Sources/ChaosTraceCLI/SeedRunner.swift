@@ -243,6 +243,7 @@ extension RunCommand {
         if let byzantine { arguments += ["--byzantine", String(byzantine)] }
         if maxEvents != 50_000_000 { arguments += ["--max-events", String(maxEvents)] }
         for item in option { arguments += ["--option", item] }
+        if stopOnViolation { arguments.append("--stop-on-violation") }
         if let nodeCmd { arguments += ["--node-cmd", nodeCmd] }
         if let workload { arguments += ["--workload", workload] }
         return arguments

@@ -18,7 +18,10 @@ public struct ShrinkResult {
     public var violation: Violation
     /// The original configuration with the interventions that remove everything not needed.
     public var configuration: SimulationConfiguration
+    /// Deliveries of the whole recorded run.
     public var deliveriesBefore: Int
+    /// Of those, the ones up to the violation (less when the run went on past it).
+    public var deliveriesBeforeViolation: Int
     public var deliveriesAfter: Int
     public var externalBefore: Int
     public var externalAfter: Int
@@ -237,7 +240,9 @@ public final class Shrinker {
             stages.append((name, replays - before))
         }
 
+        // The counterexample ends at its violation (the recording may have run on past it).
         current = replayer.configuration
+        current.stopOnViolation = true
         // When the witnesses happened.
         let reader = try replayer.store.reader(run: replayer.info.id)
         var witnessTime = target.time
@@ -271,8 +276,11 @@ public final class Shrinker {
             throw ShrinkError.notReproduced(run: replayer.info.id, found: original.violation)
         }
         currentOutcome = original
-        // Sizes before: the whole recorded run, not only its part before the cut.
-        let whole = current == replayer.configuration ? original : execute(replayer.configuration)
+        // Sizes before: the whole recorded run, not only its part before the cut (and, for the
+        // record, its deliveries up to the violation when it ran on past it).
+        let whole = execute(replayer.configuration)
+        let violationTime = whole.violation?.time ?? UInt64.max
+        let deliveriesToViolation = whole.deliveries.filter { $0.event < whole.steps.count && whole.steps[$0.event].time <= violationTime }.count
 
         run("causal past") { causalStage() }
         var pass = 0
@@ -322,7 +330,8 @@ public final class Shrinker {
         }
 
         return ShrinkResult(originalRun: replayer.info.id, violation: currentOutcome.violation ?? target, configuration: current,
-                            deliveriesBefore: whole.deliveries.count, deliveriesAfter: currentOutcome.deliveries.count,
+                            deliveriesBefore: whole.deliveries.count, deliveriesBeforeViolation: deliveriesToViolation,
+                            deliveriesAfter: currentOutcome.deliveries.count,
                             externalBefore: whole.externalCount, externalAfter: currentOutcome.externalCount,
                             replays: replays, seconds: Date().timeIntervalSince(started),
                             stages: stages, budgetExhausted: exhausted)

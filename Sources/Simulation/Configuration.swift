@@ -166,6 +166,10 @@ public struct SimulationConfiguration: Codable, Equatable, Sendable {
     public var interventions: Interventions? = nil
     /// External nodes (`--node-cmd`): the command every node runs and the clients' workload.
     public var external: ExternalNodes? = nil
+    /// Whether the run ends at its first violation (nil, as in runs recorded before this field
+    /// existed: yes). `run` sets false unless `--stop-on-violation`: the whole scenario runs and
+    /// the first violation is the verdict.
+    public var stopOnViolation: Bool? = nil
 
     public init() {}
 

@@ -224,7 +224,9 @@ public final class Simulator {
         stopped = true
     }
 
-    /// Records a violation and stops the run (the first one wins).
+    /// Records a violation (the first one wins) and stops the run, unless the configuration says
+    /// to run the whole scenario anyway (what `run` records: the aftermath, and metrics over the
+    /// whole run).
     func report(_ found: Violation) {
         guard violation == nil else { return }
         var found = found
@@ -232,7 +234,7 @@ public final class Simulator {
         // A checker that names no witness is judging the step just taken: its last event.
         if found.events.isEmpty && eventCount > 0 { found.events = [eventCount - 1] }
         violation = found
-        stopped = true
+        if configuration.stopOnViolation ?? true { stopped = true }
     }
 
     // MARK: - Decisions

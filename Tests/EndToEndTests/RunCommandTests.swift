@@ -27,6 +27,29 @@ final class RunCommandTests: XCTestCase {
         XCTAssertEqual(try CLI.run(["verify", "--store", store]).status, 0)
     }
 
+    func testAFailingRunRecordsItsWholeScenarioUnlessToldToStopAtTheViolation() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = directory.appendingPathComponent("runs.trace").path
+        let whole = try CLI.run(["run", "--bug", "echo.off-by-one", "--suite", "none", "--seed", "1", "--store", store, "--json"] + short)
+        XCTAssertEqual(whole.status, 1, whole.stderr)
+        let stopped = try CLI.run(["run", "--bug", "echo.off-by-one", "--suite", "none", "--seed", "1", "--store", store, "--json",
+                                   "--stop-on-violation"] + short)
+        XCTAssertEqual(stopped.status, 1, stopped.stderr)
+        let runs = try XCTUnwrap(try jsonObject(try CLI.run(["ls", "--store", store, "--json"]).stdout)["runs"] as? [[String: Any]])
+        XCTAssertEqual(runs.count, 2)
+        // Same first violation either way; the whole run goes on to the end of the scenario.
+        XCTAssertEqual(runs[0]["summary"] as? String, runs[1]["summary"] as? String)
+        XCTAssertEqual(runs[0]["virtualEndTime"] as? Int, 1_500_000_000)
+        XCTAssertLessThan(runs[1]["virtualEndTime"] as? Int ?? .max, 1_500_000_000)
+        XCTAssertGreaterThan(runs[0]["eventCount"] as? Int ?? 0, runs[1]["eventCount"] as? Int ?? .max)
+        for id in ["1", "2"] {
+            let replay = try CLI.run(["replay", id, "--store", store])
+            XCTAssertEqual(replay.status, 0, replay.stdout + replay.stderr)
+            XCTAssertTrue(replay.stdout.contains("violation reproduced"), replay.stdout)
+        }
+    }
+
     func testAFailingSeedExitsOneAndPrintsHowToReproduceIt() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -16,7 +16,10 @@ final class ShrinkCommandTests: XCTestCase {
         XCTAssertEqual(result["original_run"] as? Int, 1)
         let before = try XCTUnwrap(result["deliveries_before"] as? Int)
         let after = try XCTUnwrap(result["deliveries_after"] as? Int)
-        XCTAssertLessThan(after, before)
+        let toViolation = try XCTUnwrap(result["deliveries_before_violation"] as? Int)
+        XCTAssertLessThan(after, toViolation)
+        // The recorded run went on past its violation (to the end of its scenario).
+        XCTAssertLessThan(toViolation, before)
         XCTAssertLessThanOrEqual(result["external_after"] as? Int ?? .max, result["external_before"] as? Int ?? 0)
         XCTAssertLessThanOrEqual(result["replays"] as? Int ?? .max, 302)
         XCTAssertNotNil(result["seconds"] as? Double)
@@ -27,6 +30,13 @@ final class ShrinkCommandTests: XCTestCase {
         XCTAssertEqual(try jsonObject(replay.stdout)["violation_reproduced"] as? Bool, true)
         let listing = try CLI.run(["ls", "--store", store, "--json"])
         XCTAssertTrue(listing.stdout.contains("\"parent_run\":1") || listing.stdout.contains("\"parentRun\":1"), listing.stdout)
+
+        // The counterexample itself ends at its violation.
+        let runs = try XCTUnwrap(try jsonObject(listing.stdout)["runs"] as? [[String: Any]])
+        let original = try XCTUnwrap(runs.first { $0["id"] as? Int == 1 })
+        let shrunk = try XCTUnwrap(runs.first { $0["id"] as? Int == run })
+        XCTAssertEqual(original["virtualEndTime"] as? Int, 1_500_000_000)
+        XCTAssertLessThan(shrunk["virtualEndTime"] as? Int ?? .max, 1_500_000_000)
 
         let markdown = try String(contentsOfFile: report, encoding: .utf8)
         XCTAssertTrue(markdown.contains("```mermaid\nsequenceDiagram"), markdown)

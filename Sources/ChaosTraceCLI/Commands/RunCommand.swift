@@ -46,6 +46,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Run seeds in this many processes at once.") var jobs: Int = 1
     @Option(help: ArgumentHelp("Run only shard I of N of the seeds (1-based), for CI fan-out.", valueName: "I/N")) var shard: String?
     @Flag(help: "Run each seed again in a separate process and compare every event.") var checkDeterminism = false
+    @Flag(help: "End a run at its first violation (default: run the whole scenario, so the trace shows the aftermath and the metrics cover the run; the first violation is the verdict).")
+    var stopOnViolation = false
     @Option(help: ArgumentHelp("Write a JUnit XML report here.", valueName: "PATH")) var junit: String?
     @Flag(help: "Print {\"seeds\",\"passed\",\"failed\",\"runs\":[…]} as JSON.") var json = false
 
@@ -148,6 +150,7 @@ struct RunCommand: ParsableCommand {
         configuration.clients = clients
         if let interval = system.clientIntervalNanoseconds { configuration.clientIntervalNanoseconds = interval }
         configuration.maxEvents = maxEvents
+        configuration.stopOnViolation = stopOnViolation
         configuration.options = try parsedOptions()
         if let nodeCmd, let workload { configuration.external = ExternalNodes(command: nodeCmd, workload: workload) }
         configuration.nemesis.suite = suite

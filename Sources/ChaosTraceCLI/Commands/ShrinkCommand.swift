@@ -28,7 +28,7 @@ struct ShrinkCommand: ParsableCommand {
     @Option(help: "Give up after this many re-executions and keep the best result so far.") var maxReplays: Int = 5_000
     @Option(help: ArgumentHelp("Write a Markdown bug report here.", valueName: "PATH")) var report: String?
     @Option(help: ArgumentHelp("Record the shrunk run in this store instead of the run's own (e.g. a regression store).", valueName: "PATH")) var into: String?
-    @Flag(help: "Print the result as JSON (run, original_run, violation, deliveries_before/after, external_before/after, replays, seconds).") var json = false
+    @Flag(help: "Print the result as JSON (run, original_run, violation, deliveries_before/after, deliveries_before_violation, external_before/after, replays, seconds).") var json = false
 
     func validate() throws {
         if !(timeLimit > 0) { throw ValidationError("--time-limit must be a positive number of seconds") }
@@ -89,6 +89,7 @@ struct ShrinkCommand: ParsableCommand {
                     var original_run: UInt64
                     var violation: String
                     var deliveries_before: Int
+                    var deliveries_before_violation: Int
                     var deliveries_after: Int
                     var external_before: Int
                     var external_after: Int
@@ -101,7 +102,8 @@ struct ShrinkCommand: ParsableCommand {
                     var report: String?
                 }
                 print(JSON.encode(Shape(run: newRun, original_run: info.id, violation: result.violation.description,
-                                        deliveries_before: result.deliveriesBefore, deliveries_after: result.deliveriesAfter,
+                                        deliveries_before: result.deliveriesBefore,
+                                        deliveries_before_violation: result.deliveriesBeforeViolation, deliveries_after: result.deliveriesAfter,
                                         external_before: result.externalBefore, external_after: result.externalAfter,
                                         replays: result.replays, seconds: (result.seconds * 1000).rounded() / 1000,
                                         nodes_before: original.nodes, nodes_after: result.configuration.nodes,
@@ -110,7 +112,8 @@ struct ShrinkCommand: ParsableCommand {
             }
             let removed = result.deliveriesBefore == 0 ? 0 : 100 * Double(result.deliveriesBefore - result.deliveriesAfter) / Double(result.deliveriesBefore)
             print("shrunk run \(info.id) into run \(newRun): \(result.violation)")
-            print("  deliveries      \(result.deliveriesBefore) → \(result.deliveriesAfter) (\(String(format: "%.1f", removed)) % removed)")
+            let upTo = result.deliveriesBeforeViolation < result.deliveriesBefore ? "; \(result.deliveriesBeforeViolation) of them up to the violation" : ""
+            print("  deliveries      \(result.deliveriesBefore) → \(result.deliveriesAfter) (\(String(format: "%.1f", removed)) % removed\(upTo))")
             print("  external events \(result.externalBefore) → \(result.externalAfter)")
             print("  nodes           \(original.nodes) → \(result.configuration.nodes)")
             print("  \(result.replays) replays in \(String(format: "%.2f", result.seconds)) s"
@@ -157,7 +160,8 @@ enum BugReport {
         text += "| nodes | \(configuration.nodes) |\n"
         text += "| clients | \(configuration.clients) |\n"
         text += "| shrunk run | \(run) (from run \(result.originalRun)) |\n"
-        text += "| deliveries | \(result.deliveriesBefore) → \(result.deliveriesAfter) |\n"
+        text += "| deliveries | \(result.deliveriesBefore) → \(result.deliveriesAfter)"
+            + (result.deliveriesBeforeViolation < result.deliveriesBefore ? " (\(result.deliveriesBeforeViolation) before the violation in the original)" : "") + " |\n"
         text += "| external events | \(result.externalBefore) → \(result.externalAfter) |\n"
         text += "| shrink | \(result.replays) replays, \(String(format: "%.1f", result.seconds)) s |\n\n"
         text += "Reproduce:\n\n```sh\n\(repro)\n```\n\n"
