@@ -78,7 +78,8 @@ struct ShrinkCommand: ParsableCommand {
             let newRun = try shrinker.record(result, into: output, toolVersion: ChaosTrace.version)
             let repro = "chaostrace replay \(newRun) --store \(output.path)"
             if let report {
-                let markdown = try BugReport.markdown(store: output, run: newRun, result: result, repro: repro)
+                let markdown = try BugReport.markdown(store: output, run: newRun, result: result, repro: repro,
+                                                      original: shrinker.originalConfiguration, originalStore: store.path)
                 guard FileManager.default.createFile(atPath: report, contents: Data(markdown.utf8)) else {
                     throw CommandFailure(message: "cannot write the bug report to \(report): check the directory exists and is writable", exitCode: Exit.usage)
                 }
@@ -128,7 +129,8 @@ struct ShrinkCommand: ParsableCommand {
 /// A Markdown bug report of a shrunk run: the violation in a sentence, configuration and seed,
 /// the minimal event list and a Mermaid sequence diagram.
 enum BugReport {
-    static func markdown(store: TraceStore, run: UInt64, result: ShrinkResult, repro: String) throws -> String {
+    static func markdown(store: TraceStore, run: UInt64, result: ShrinkResult, repro: String,
+                         original: SimulationConfiguration, originalStore: String) throws -> String {
         let info = try store.run(run)
         let events = try store.reader(run: run).events(0..<info.eventCount)
         let configuration = result.configuration
@@ -159,7 +161,8 @@ enum BugReport {
         text += "| seed | \(configuration.seed) |\n"
         text += "| nodes | \(configuration.nodes) |\n"
         text += "| clients | \(configuration.clients) |\n"
-        text += "| shrunk run | \(run) (from run \(result.originalRun)) |\n"
+        text += "| shrunk from | run \(result.originalRun) of `\(originalStore)`, recorded by `\(rerun(original))` |\n"
+        text += "| shrunk run | \(run) |\n"
         text += "| deliveries | \(result.deliveriesBefore) → \(result.deliveriesAfter)"
             + (result.deliveriesBeforeViolation < result.deliveriesBefore ? " (\(result.deliveriesBeforeViolation) before the violation in the original)" : "") + " |\n"
         text += "| external events | \(result.externalBefore) → \(result.externalAfter) |\n"
@@ -170,6 +173,19 @@ enum BugReport {
         for numbered in interesting { text += EventFormatting.text(numbered) + "\n" }
         text += "```\n"
         return text
+    }
+
+    /// The `run` command that records a run with this configuration's seed again (its main options).
+    static func rerun(_ configuration: SimulationConfiguration) -> String {
+        var words = ["chaostrace", "run", "--system", configuration.system, "--suite", configuration.nemesis.suite.rawValue,
+                     "--seed", String(configuration.seed)]
+        if let bug = configuration.bug { words += ["--bug", bug] }
+        if configuration.nodes != 5 { words += ["--nodes", String(configuration.nodes)] }
+        if configuration.clients != 3 { words += ["--clients", String(configuration.clients)] }
+        if configuration.durationNanoseconds != 10_000_000_000 { words += ["--duration", String(Double(configuration.durationNanoseconds) / 1e9)] }
+        if configuration.livenessNanoseconds != 5_000_000_000 { words += ["--liveness", String(Double(configuration.livenessNanoseconds) / 1e9)] }
+        if let external = configuration.external { words += ["--node-cmd", external.command, "--workload", external.workload] }
+        return words.map(shellQuoted).joined(separator: " ")
     }
 
     static func sentence(_ text: String) -> String {
