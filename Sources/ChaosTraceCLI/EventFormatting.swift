@@ -1,5 +1,6 @@
 import Foundation
 import Simulation
+import Systems
 import TraceStore
 
 /// Renders events for people (text), programs (JSON) and diagrams (Mermaid).
@@ -71,9 +72,35 @@ enum EventFormatting {
         return line + "}"
     }
 
+    /// A reader's name for a message: the system's name for its type and its key (`RequestVote
+    /// term 2`), an external node's Maelstrom body type, else its type and key.
+    static func messageLabel(_ message: Message, system: SystemDefinition.Type?) -> String {
+        if let name = system?.messageName(message.type) { return "\(name) \(message.key)" }
+        if message.body.first == UInt8(ascii: "{"),
+           let object = try? JSONSerialization.jsonObject(with: Data(message.body)) as? [String: Any],
+           let body = object["body"] as? [String: Any], let type = body["type"] as? String {
+            return type
+        }
+        return "type \(message.type) key \(message.key)"
+    }
+
+    /// Labels of every message a run sent, by message id (for diagrams of part of a run).
+    static func messageLabels(_ reader: RunReader, configuration json: String) throws -> [UInt64: String] {
+        let configuration = try? JSONDecoder().decode(SimulationConfiguration.self, from: Data(json.utf8))
+        let system = configuration.flatMap { SystemRegistry.named($0.system) }
+        var labels: [UInt64: String] = [:]
+        try reader.forEach { _, raw in
+            if raw.kind == .send, let message = Message.decode(Array(raw.payload)) {
+                labels[raw.id] = messageLabel(message, system: system)
+            }
+            return true
+        }
+        return labels
+    }
+
     /// A Mermaid `sequenceDiagram`: nodes as participants, delivered messages as arrows, dropped
     /// ones as crossed arrows, faults and client operations as notes.
-    static func mermaid(_ events: [NumberedEvent], limit: Int = 400) -> String {
+    static func mermaid(_ events: [NumberedEvent], labels: [UInt64: String] = [:], limit: Int = 400) -> String {
         var participants: [UInt32] = []
         func participant(_ node: UInt32) {
             if !participants.contains(node) { participants.append(node) }
@@ -88,10 +115,10 @@ enum EventFormatting {
             switch event.kind {
             case .deliver, .duplicate:
                 participant(event.peer); participant(event.node)
-                lines.append("    n\(event.peer)->>n\(event.node): msg \(event.id) (#\(numbered.number))")
+                lines.append("    n\(event.peer)->>n\(event.node): \(labels[event.id] ?? "msg \(event.id)") (#\(numbered.number))")
             case .drop:
                 participant(event.node); participant(event.peer)
-                lines.append("    n\(event.node)-xn\(event.peer): msg \(event.id) dropped")
+                lines.append("    n\(event.node)-xn\(event.peer): \(labels[event.id] ?? "msg \(event.id)") dropped")
             case .crash, .restart, .pause, .resume, .clockFault, .diskFault, .resourcePressure, .byzantine, .partition, .heal, .networkFault:
                 participant(event.node)
                 let detail = textPayload(event).map { " " + $0 } ?? ""

@@ -33,9 +33,11 @@ struct ExportCommand: ParsableCommand {
                     return true
                 }
             case .mermaid:
-                sink.line(EventFormatting.mermaid(try reader.events(0..<info.eventCount)))
+                let labels = try EventFormatting.messageLabels(reader, configuration: info.configuration)
+                sink.line(EventFormatting.mermaid(try reader.events(0..<info.eventCount), labels: labels))
             case .html:
-                let diagram = EventFormatting.mermaid(try reader.events(0..<info.eventCount))
+                let labels = try EventFormatting.messageLabels(reader, configuration: info.configuration)
+                let diagram = EventFormatting.mermaid(try reader.events(0..<info.eventCount), labels: labels)
                 sink.line("""
                 <!doctype html><html><head><meta charset="utf-8"><title>ChaosTrace run \(info.id)</title></head>
                 <body><h1>Run \(info.id) — seed \(info.seed) — \(info.verdict ?? info.status.rawValue)</h1>

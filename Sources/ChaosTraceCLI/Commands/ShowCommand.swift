@@ -53,7 +53,10 @@ struct ShowCommand: ParsableCommand {
                 }
                 return true
             }
-            if format == .mermaid { output.line(EventFormatting.mermaid(selected)) }
+            if format == .mermaid {
+                let labels = try EventFormatting.messageLabels(reader, configuration: info.configuration)
+                output.line(EventFormatting.mermaid(selected, labels: labels))
+            }
             if format == .text && info.status == .incomplete {
                 output.line("(run \(info.id) is incomplete: its writer stopped after event \(info.eventCount == 0 ? 0 : info.eventCount - 1))")
             }

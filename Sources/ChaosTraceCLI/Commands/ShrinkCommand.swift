@@ -142,14 +142,7 @@ enum BugReport {
         let system = SystemRegistry.named(configuration.system)
         let label: (UInt64) -> String = { id in
             guard let message = messages[id] else { return "msg \(id)" }
-            if let name = system?.messageName(message.type) { return "\(name) \(message.key)" }
-            // An external node's message is a Maelstrom JSON line: its body's type.
-            if message.body.first == UInt8(ascii: "{"),
-               let object = try? JSONSerialization.jsonObject(with: Data(message.body)) as? [String: Any],
-               let body = object["body"] as? [String: Any], let type = body["type"] as? String {
-                return type
-            }
-            return "type \(message.type) key \(message.key)"
+            return EventFormatting.messageLabel(message, system: system)
         }
         var text = "# \(configuration.system): \(result.violation.checker) / \(result.violation.kind)\n\n"
         text += "**Violation.** \(sentence(result.violation.explanation)) "
