@@ -321,7 +321,7 @@ final class ExternalNode: Node {
             return try process.exchange(line)
         } catch let error as NodeProcessError {
             switch error {
-            case .unresponsive: fail(context, kind: "node-unresponsive", "\(name): \(error)")
+            case .unresponsive, .flooding: fail(context, kind: "node-unresponsive", "\(name): \(error)")
             default: fail(context, kind: "node-exited", "\(name): \(error)")
             }
         } catch {

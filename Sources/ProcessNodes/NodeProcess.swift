@@ -13,6 +13,8 @@ public enum NodeProcessError: Error, CustomStringConvertible, Equatable {
     case exited(command: String, status: String, stderr: String)
     /// The process kept running (or kept its input unread) past the wall-clock bound.
     case unresponsive(command: String, seconds: Double, stderr: String)
+    /// The process wrote more than `NodeProcess.outputLimit` bytes in answer to one message.
+    case flooding(command: String, bytes: Int, stderr: String)
 
     public var description: String {
         switch self {
@@ -20,6 +22,8 @@ public enum NodeProcessError: Error, CustomStringConvertible, Equatable {
             "could not start '\(command)': \(reason)"
         case .exited(let command, let status, let stderr):
             "'\(command)' \(status)" + NodeProcess.stderrSuffix(stderr)
+        case .flooding(let command, let bytes, let stderr):
+            "'\(command)' kept writing without settling: \(bytes) bytes in answer to one message, past the limit of \(NodeProcess.outputLimit >> 20) MiB or \(NodeProcess.outputLimit / 64) lines" + NodeProcess.stderrSuffix(stderr)
         case .unresponsive(let command, let seconds, let stderr):
             "'\(command)' did not settle within \(seconds) s (it kept running or left its input unread)" + NodeProcess.stderrSuffix(stderr)
         }
@@ -44,6 +48,10 @@ public final class NodeProcess {
     private var pending: [UInt8] = []
     private var stderrTail: [UInt8] = []
     private var exitStatus: String?
+    /// Most bytes a process may write in answer to one message, and a sixty-fourth of it in lines
+    /// (a runaway loop printing forever is stopped here rather than filling memory).
+    public static let outputLimit = 64 << 20
+
     /// How long to wait for a process to settle before calling it unresponsive.
     public var settleLimitSeconds: Double = 10
     /// How long a process must stay quiescent (input read, threads asleep, no output) to count as
@@ -140,10 +148,16 @@ public final class NodeProcess {
         }
         // When the process was first seen quiescent with nothing new on stdout (nil: not yet).
         var quietSince: Date?
+        var outputBytes = 0
         while true {
             let got = try drain(into: &lines, waitMilliseconds: 0)
-            if got {
+            if got > 0 {
                 quietSince = nil
+                outputBytes += got
+                if outputBytes > NodeProcess.outputLimit || lines.count > NodeProcess.outputLimit / 64 {
+                    throw NodeProcessError.flooding(command: command, bytes: outputBytes, stderr: stderr)
+                }
+                if Date() > deadline { throw NodeProcessError.unresponsive(command: command, seconds: settleLimitSeconds, stderr: stderr) }
                 continue
             }
             try checkExited()
@@ -165,14 +179,14 @@ public final class NodeProcess {
         }
     }
 
-    /// Reads what is available on stdout (and stderr); true when stdout gave anything.
+    /// Reads what is available on stdout (and stderr); returns how many bytes stdout gave.
     @discardableResult
-    private func drain(into lines: inout [[UInt8]], waitMilliseconds: Int32) throws -> Bool {
+    private func drain(into lines: inout [[UInt8]], waitMilliseconds: Int32) throws -> Int {
         var fds = [pollfd(fd: stdoutFD, events: Int16(POLLIN), revents: 0), pollfd(fd: stderrFD, events: Int16(POLLIN), revents: 0)]
         let ready = poll(&fds, 2, waitMilliseconds)
-        guard ready > 0 else { return false }
+        guard ready > 0 else { return 0 }
         var buffer = [UInt8](repeating: 0, count: 65_536)
-        var gotOutput = false
+        var gotOutput = 0
         if fds[1].revents != 0 {
             let count = read(stderrFD, &buffer, buffer.count)
             if count > 0 {
@@ -183,13 +197,15 @@ public final class NodeProcess {
         if fds[0].revents != 0 {
             let count = read(stdoutFD, &buffer, buffer.count)
             if count > 0 {
-                gotOutput = true
+                gotOutput = count
                 pending.append(contentsOf: buffer[0..<count])
-                while let newline = pending.firstIndex(of: 0x0A) {
-                    let line = Array(pending[..<newline])
-                    pending.removeSubrange(...newline)
-                    if !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { lines.append(line) }
+                var start = 0
+                while let newline = pending[start...].firstIndex(of: 0x0A) {
+                    let line = pending[start..<newline]
+                    start = newline + 1
+                    if !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { lines.append(Array(line)) }
                 }
+                if start > 0 { pending.removeFirst(start) }
             } else if count == 0 && fds[1].revents == 0 {
                 // End of its output: it is exiting (or closed stdout, which is as bad).
                 usleep(1000)

@@ -73,6 +73,10 @@ final class ExternalNodeTests: XCTestCase {
         let silent = try CLI.run(["run", "--node-cmd", "cat", "--workload", "echo", "--no-record"])
         XCTAssertEqual(silent.status, 64)
         XCTAssertTrue(silent.stderr.contains("did not answer init with init_ok"), silent.stderr)
+        // A runaway printer is stopped, not allowed to fill memory.
+        let flooding = try CLI.run(["run", "--node-cmd", "yes", "--workload", "echo", "--no-record"])
+        XCTAssertEqual(flooding.status, 64)
+        XCTAssertTrue(flooding.stderr.contains("kept writing without settling"), flooding.stderr)
         let noWorkload = try CLI.run(["run", "--node-cmd", "cat"])
         XCTAssertEqual(noWorkload.status, 64)
         XCTAssertTrue(noWorkload.stderr.contains("--workload"), noWorkload.stderr)
