@@ -159,6 +159,11 @@ public final class Shrinker {
     private var progress: ((String) -> Void)?
     private var stage = ""
     private var exhausted = false
+    private var stagePrefix = ""
+
+    /// Where `shiftEarlier` tries to start a run.
+    private enum ShiftStrategy { case nearWitnesses, everyTick }
+    private var shiftStrategy = ShiftStrategy.nearWitnesses
 
     /// The wall clock only bounds how long the shrinker searches; it never reaches a simulation.
     private var budgetLeft: Bool {
@@ -234,10 +239,10 @@ public final class Shrinker {
         var stages: [(String, Int)] = []
         func run(_ name: String, _ body: () -> Void) {
             guard budgetLeft else { return }
-            stage = name
+            stage = stagePrefix + name
             let before = replays
             body()
-            stages.append((name, replays - before))
+            stages.append((stagePrefix + name, replays - before))
         }
 
         // The counterexample ends at its violation (the recording may have run on past it).
@@ -282,51 +287,76 @@ public final class Shrinker {
         let violationTime = whole.violation?.time ?? UInt64.max
         let deliveriesToViolation = whole.deliveries.filter { $0.event < whole.steps.count && whole.steps[$0.event].time <= violationTime }.count
 
-        run("causal past") { causalStage() }
-        var pass = 0
-        while budgetLeft && pass < 8 {
-            pass += 1
-            let before = currentOutcome.size
-            let shapeBefore = (current.nodes, current.clients, current.durationNanoseconds + current.livenessNanoseconds)
-            run("time") {
-                cutAfterWitnesses()
-                shiftEarlier()
-            }
-            run("clients") {
-                for clients in 1..<max(1, current.clients) where budgetLeft {
-                    if attempt({ _ in }, configure: { $0.clients = clients }) { break }
+        // Two searches from the same start, differing in how far later into the recording they
+        // try to start the run (near the witnesses only, or at every tick); each is a chain of
+        // accepted steps, and in a chaotic system a different first step can lead to a much
+        // smaller counterexample. The second uses what budget the first left; the smaller
+        // result wins (the first on a tie).
+        func search() {
+            run("causal past") { causalStage() }
+            var pass = 0
+            while budgetLeft && pass < 8 {
+                pass += 1
+                let before = currentOutcome.size
+                let shapeBefore = (current.nodes, current.clients, current.durationNanoseconds + current.livenessNanoseconds)
+                run("time") {
+                    cutAfterWitnesses()
+                    shiftEarlier()
                 }
-            }
-            run("external events") {
-                let log = currentOutcome.external
-                reduce(log.ticks.map(\.ordinal)) { slice, i in i.skippedTicks += slice }
-                reduce(currentOutcome.external.crashPoints.map(\.ordinal)) { slice, i in i.skippedCrashPoints += slice }
-                reduce(currentOutcome.external.operations.map(\.identity)) { slice, i in self.skip(slice, in: &i) }
-            }
-            run("external pairs") { removePairs() }
-            run("cut") { cutAfterWitnesses() }
-            run("message groups") {
-                var seen = Set<Interventions.MessageGroup>()
-                var groups: [Interventions.MessageGroup] = []
-                for delivery in currentOutcome.deliveries where seen.insert(delivery.group).inserted { groups.append(delivery.group) }
-                reduce(groups) { slice, i in i.droppedGroups += slice }
-            }
-            run("deliveries") {
-                reduce(currentOutcome.deliveries.map(\.identity)) { slice, i in i.droppedMessages += slice }
-            }
-            run("liveness") {
-                // A shorter liveness phase, for violations judged after it (convergence).
-                while current.livenessNanoseconds >= 200_000_000 && budgetLeft {
-                    let liveness = current.livenessNanoseconds / 2 / 1_000_000 * 1_000_000
-                    if !attempt({ _ in }, configure: { $0.livenessNanoseconds = liveness }) { break }
+                run("clients") {
+                    for clients in 1..<max(1, current.clients) where budgetLeft {
+                        if attempt({ _ in }, configure: { $0.clients = clients }) { break }
+                    }
                 }
-            }
-            run("nodes") {
-                while current.nodes > minimumNodes && budgetLeft {
-                    if !attempt({ _ in }, nodes: current.nodes - 1) { break }
+                run("external events") {
+                    let log = currentOutcome.external
+                    reduce(log.ticks.map(\.ordinal)) { slice, i in i.skippedTicks += slice }
+                    reduce(currentOutcome.external.crashPoints.map(\.ordinal)) { slice, i in i.skippedCrashPoints += slice }
+                    reduce(currentOutcome.external.operations.map(\.identity)) { slice, i in self.skip(slice, in: &i) }
                 }
+                run("external pairs") { removePairs() }
+                run("cut") { cutAfterWitnesses() }
+                run("message groups") {
+                    var seen = Set<Interventions.MessageGroup>()
+                    var groups: [Interventions.MessageGroup] = []
+                    for delivery in currentOutcome.deliveries where seen.insert(delivery.group).inserted { groups.append(delivery.group) }
+                    reduce(groups) { slice, i in i.droppedGroups += slice }
+                }
+                run("deliveries") {
+                    reduce(currentOutcome.deliveries.map(\.identity)) { slice, i in i.droppedMessages += slice }
+                }
+                run("liveness") {
+                    // A shorter liveness phase, for violations judged after it (convergence).
+                    while current.livenessNanoseconds >= 200_000_000 && budgetLeft {
+                        let liveness = current.livenessNanoseconds / 2 / 1_000_000 * 1_000_000
+                        if !attempt({ _ in }, configure: { $0.livenessNanoseconds = liveness }) { break }
+                    }
+                }
+                run("nodes") {
+                    while current.nodes > minimumNodes && budgetLeft {
+                        if !attempt({ _ in }, nodes: current.nodes - 1) { break }
+                    }
+                }
+                if currentOutcome.size >= before && shapeBefore == (current.nodes, current.clients, current.durationNanoseconds + current.livenessNanoseconds) { break }
             }
-            if currentOutcome.size >= before && shapeBefore == (current.nodes, current.clients, current.durationNanoseconds + current.livenessNanoseconds) { break }
+        }
+        let startConfiguration = current!
+        let startOutcome = currentOutcome!
+        var best: (configuration: SimulationConfiguration, outcome: Outcome, exhausted: Bool)?
+        for (index, strategy) in [ShiftStrategy.nearWitnesses, .everyTick].enumerated() where budgetLeft {
+            current = startConfiguration
+            currentOutcome = startOutcome
+            shiftStrategy = strategy
+            stagePrefix = index == 0 ? "" : "second search: "
+            search()
+            if best == nil || currentOutcome.size < best!.outcome.size {
+                best = (current, currentOutcome, exhausted)
+            }
+        }
+        if let best {
+            current = best.configuration
+            currentOutcome = best.outcome
+            exhausted = best.exhausted
         }
 
         return ShrinkResult(originalRun: replayer.info.id, violation: currentOutcome.violation ?? target, configuration: current,
@@ -397,16 +427,31 @@ public final class Shrinker {
         for number in currentOutcome.violation?.events ?? [] where Int(number) < currentOutcome.steps.count {
             witness = max(witness, currentOutcome.steps[Int(number)].time)
         }
-        // Start one, two or four seconds before the witnesses (dropping every fault, operation
-        // and heartbeat before), else a second before the first fault still in the run.
-        var starts: [UInt64] = [1, 2, 4].compactMap { seconds in
-            let lead = UInt64(seconds) * 1_000_000_000
-            return witness > lead + tickLength ? (witness - lead) / tickLength * tickLength : nil
+        // Start one, two or four seconds before the witnesses — or, in the second search, at every
+        // tick from two before them back to the first (the shortest first, at most 40 tries) —
+        // dropping every fault, operation and heartbeat before; then a second before the first
+        // fault still in the run. A run that starts late must build the
+        // violation again from a fresh cluster, with the recorded choices that follow; in a
+        // system whose failures take many steps to set up, a later start now and then does, in
+        // a much shorter run.
+        var starts: [UInt64] = []
+        if shiftStrategy == .nearWitnesses {
+            starts = [1, 2, 4].compactMap { seconds in
+                let lead = UInt64(seconds) * 1_000_000_000
+                return witness > lead + tickLength ? (witness - lead) / tickLength * tickLength : nil
+            }
+        } else if witness > 3 * tickLength {
+            var start = (witness - 2 * tickLength) / tickLength * tickLength
+            while start >= tickLength && starts.count < 40 {
+                starts.append(start)
+                start -= tickLength
+            }
         }
         if let firstTick = log.ticks.map({ $0.ordinal }).min() {
             let base = current.interventions?.tickShift ?? 0
             let lead = max(1, 1_000_000_000 / tickLength)
-            if firstTick > base + lead + 1 { starts.append((firstTick - lead - 1 - base) * tickLength) }
+            let start = firstTick > base + lead + 1 ? (firstTick - lead - 1 - base) * tickLength : 0
+            if start > 0 && !starts.contains(start) { starts.append(start) }
         }
         for start in starts where budgetLeft {
             if shift(to: start) { return }
