@@ -25,6 +25,10 @@ public struct ExternalSystem: SystemDefinition {
     public static let defaultSuite: Suite = .network
     public static func messageName(_ type: UInt16) -> String? { MessageTypes.name(type) }
 
+    /// Allowed values of `--option poll_ms=N` and `--option quiet_us=N`.
+    public static let pollMillisecondsRange = 0...3_600_000
+    public static let quietMicrosecondsRange = 0...1_000_000
+
     public let command: String
     public let workload: Workload
     let nodes: Int
@@ -39,12 +43,17 @@ public struct ExternalSystem: SystemDefinition {
         command = external.command
         workload = Workload(rawValue: external.workload) ?? .echo
         nodes = configuration.nodes
-        pollNanoseconds = UInt64(max(0, configuration.options["poll_ms"] ?? 100)) * 1_000_000
-        quietMicroseconds = max(0, configuration.options["quiet_us"] ?? 200)
+        pollNanoseconds = UInt64(min(max(0, configuration.options["poll_ms"] ?? 100), ExternalSystem.pollMillisecondsRange.upperBound)) * 1_000_000
+        quietMicroseconds = min(max(0, configuration.options["quiet_us"] ?? 200), ExternalSystem.quietMicrosecondsRange.upperBound)
         keys = UInt64(max(1, configuration.options["keys"] ?? 3))
         observations = Observations()
         services = Services()
+        harnessMessages = Counter()
     }
+
+    /// Numbers the messages the harness itself sends as `c0` (`init`, `topology`), across nodes
+    /// and restarts, so no two share a `msg_id`.
+    let harnessMessages: Counter
 
     public func makeNode(id: NodeID) -> Node { ExternalNode(id: id, system: self) }
 
@@ -93,10 +102,21 @@ public struct ExternalSystem: SystemDefinition {
             if let envelope = try? Maelstrom.parse(line), envelope.dest == "c0",
                envelope.body["type"] as? String == "init_ok" { return }
         }
-        let said = lines.prefix(3).map { String(decoding: $0, as: UTF8.self) }.joined(separator: " | ")
+        var said = lines.prefix(3).map { String(decoding: $0, as: UTF8.self) }.joined(separator: " | ")
+        if said.isEmpty && !process.unfinishedLine.isEmpty {
+            said = String(decoding: process.unfinishedLine.prefix(300), as: UTF8.self) + " — without a newline, so not a message yet"
+        }
         throw NodeProcessError.exited(command: external.command,
                                       status: "did not answer init with init_ok" + (said.isEmpty ? " (it wrote nothing)" : " (it wrote: \(said))"),
                                       stderr: process.stderr)
+    }
+}
+
+final class Counter {
+    private var next: Int64 = 1
+    func take() -> Int64 {
+        defer { next += 1 }
+        return next
     }
 }
 
@@ -202,7 +222,6 @@ final class ExternalNode: Node {
     let id: NodeID
     let system: ExternalSystem
     var process: NodeProcess?
-    var nextMessageID: Int64 = 1
     /// msg_id sent → the client request it carries.
     var pending: [Int64: ClientRequest] = [:]
     var digest = StableDigest()
@@ -269,7 +288,8 @@ final class ExternalNode: Node {
 
     func request(_ request: ClientRequest, _ context: NodeContext) {
         guard !failed else { return }
-        let messageID = takeMessageID()
+        // The run's request id: unique across clients, nodes and restarts.
+        let messageID = Int64(truncatingIfNeeded: request.id)
         let operation = request.operation
         var body: [String: Any] = ["msg_id": messageID]
         switch (system.workload, operation.function) {
@@ -310,10 +330,7 @@ final class ExternalNode: Node {
 
     // MARK: -
 
-    private func takeMessageID() -> Int64 {
-        defer { nextMessageID += 1 }
-        return nextMessageID
-    }
+    private func takeMessageID() -> Int64 { system.harnessMessages.take() }
 
     private func exchange(_ line: [UInt8]?, _ context: NodeContext) -> [[UInt8]]? {
         guard let process else { return nil }
@@ -359,9 +376,12 @@ final class ExternalNode: Node {
             if let target = Maelstrom.node(envelope.dest, count: system.nodes) {
                 let messageID = Maelstrom.integer(envelope.body["msg_id"]) ?? Maelstrom.integer(envelope.body["in_reply_to"]) ?? 0
                 context.send(Message(type: MessageTypes.code(envelope.type), key: UInt64(bitPattern: messageID), body: line), to: target)
-            } else if Maelstrom.client(envelope.dest) != nil {
-                guard let replyTo = Maelstrom.integer(envelope.body["in_reply_to"]) else { continue }
-                if let request = pending.removeValue(forKey: replyTo) { answer(request, envelope, context) }
+            } else if let client = Maelstrom.client(envelope.dest) {
+                // c0 is the harness (init, topology): its replies need no routing.
+                guard client > 0, let replyTo = Maelstrom.integer(envelope.body["in_reply_to"]),
+                      let request = pending[replyTo], request.client + 1 == client else { continue }
+                pending[replyTo] = nil
+                answer(request, envelope, context)
             } else if Services.names.contains(envelope.dest) {
                 serviceCalls += 1
                 guard serviceCalls <= 100_000 else {

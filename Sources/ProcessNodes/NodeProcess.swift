@@ -47,6 +47,7 @@ public final class NodeProcess {
     private var stderrFD: Int32 = -1
     private var pending: [UInt8] = []
     private var stderrTail: [UInt8] = []
+    private var stderrActivity = false
     private var exitStatus: String?
     /// Most bytes a process may write in answer to one message, and a sixty-fourth of it in lines
     /// (a runaway loop printing forever is stopped here rather than filling memory).
@@ -60,7 +61,7 @@ public final class NodeProcess {
 
     private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN); return () }()
 
-    /// Starts `command`: run directly when it is plain words, else by `/bin/sh -c 'exec …'`.
+    /// Starts `command`: run directly when it is plain words, else by `/bin/sh -c`.
     public init(command: String) throws {
         self.command = command
         _ = NodeProcess.ignoreSIGPIPE
@@ -78,6 +79,8 @@ public final class NodeProcess {
         for fd in [input[0], input[1], output[0], output[1], errors[0], errors[1]] {
             posix_spawn_file_actions_addclose(&actions, fd)
         }
+        // Nothing else of this process (the trace store, other nodes' pipes) reaches the node.
+        NodeProcess.closeOnExecAll()
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -109,11 +112,25 @@ public final class NodeProcess {
 
     deinit { terminate() }
 
+    /// Marks every open descriptor above stderr close-on-exec (the store's, other nodes' pipes),
+    /// so that a node process inherits only its own stdin, stdout and stderr.
+    static func closeOnExecAll() {
+        #if os(Linux)
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for entry in entries {
+            guard let fd = Int32(entry), fd > 2 else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 && flags & FD_CLOEXEC == 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+        #endif
+    }
+
     /// Kills the process (and its group) and reaps it.
     public func terminate() {
         if pid > 0 {
+            // The whole group, also when the process itself has exited: what it started goes too.
+            kill(-pid, SIGKILL)
             if exitStatus == nil {
-                kill(-pid, SIGKILL)
                 kill(pid, SIGKILL)
                 var status: Int32 = 0
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
@@ -124,11 +141,16 @@ public final class NodeProcess {
         stdinFD = -1; stdoutFD = -1; stderrFD = -1
     }
 
+    /// What the process wrote to stdout after its last newline.
+    public var unfinishedLine: [UInt8] { pending }
+
     /// The last lines the process wrote to stderr.
     public var stderr: String { String(decoding: stderrTail, as: UTF8.self) }
 
     /// Writes `line` (a newline is added) and returns every line the process wrote until it settled.
     public func exchange(_ line: [UInt8]?) throws -> [[UInt8]] {
+        exchanges += 1
+        exchangesSinceScan = exchanges <= 8 ? 0 : (exchangesSinceScan + 1) % 64
         var lines: [[UInt8]] = []
         let deadline = Date().addingTimeInterval(settleLimitSeconds)
         if var bytes = line {
@@ -150,8 +172,9 @@ public final class NodeProcess {
         var quietSince: Date?
         var outputBytes = 0
         while true {
+            stderrActivity = false
             let got = try drain(into: &lines, waitMilliseconds: 0)
-            if got > 0 {
+            if got > 0 || stderrActivity {
                 quietSince = nil
                 outputBytes += got
                 if outputBytes > NodeProcess.outputLimit || lines.count > NodeProcess.outputLimit / 64 {
@@ -192,6 +215,8 @@ public final class NodeProcess {
             if count > 0 {
                 stderrTail.append(contentsOf: buffer[0..<count])
                 if stderrTail.count > 4096 { stderrTail.removeFirst(stderrTail.count - 4096) }
+                // Writing to stderr is activity too: a node blocked on a full stderr pipe is not done.
+                stderrActivity = true
             }
         }
         if fds[0].revents != 0 {
@@ -240,20 +265,45 @@ public final class NodeProcess {
         }
     }
 
-    /// Input consumed and every thread asleep (Linux); elsewhere only the input check, and the
-    /// quiet checks in `exchange` stand for the rest.
+    /// The processes of the node's group (itself and what it started: a wrapper script's
+    /// interpreter, a pipeline), found by scanning `/proc` now and then.
+    private var groupMembers: [pid_t] = []
+    private var exchanges = 0
+    private var exchangesSinceScan = 0
+
+    #if os(Linux)
+    private func scanGroup() {
+        var members: [pid_t] = [pid]
+        if let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") {
+            for entry in entries {
+                guard let candidate = pid_t(entry), candidate != pid,
+                      let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                      let close = stat.lastIndex(of: ")") else { continue }
+                let fields = stat[stat.index(after: close)...].split(separator: " ")
+                if fields.count > 2, pid_t(fields[2]) == pid { members.append(candidate) }
+            }
+        }
+        groupMembers = members.sorted()
+    }
+    #endif
+
+    /// Input consumed and every thread of every process of the node's group asleep (Linux:
+    /// `/proc/PID/task/*/stat`; the group is scanned at the first exchanges and every 64th);
+    /// elsewhere only the input check, and the quiet window in `exchange` stands for the rest.
     private func isQuiescent() -> Bool {
         var unread: Int32 = 0
         if ioctl(stdinFD, UInt(FIONREAD), &unread) == 0 && unread > 0 { return false }
         #if os(Linux)
-        guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task") else { return true }
-        for task in tasks {
-            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
-            let rest = stat[stat.index(after: close)...].drop(while: { $0 == " " })
-            guard let state = rest.first else { continue }
-            // R running, D in uninterruptible I/O: still working. S, T, t, Z, I, X: not.
-            if state == "R" || state == "D" { return false }
+        if groupMembers.isEmpty || exchangesSinceScan == 0 { scanGroup() }
+        for member in groupMembers {
+            guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(member)/task") else { continue }
+            for task in tasks {
+                guard let stat = try? String(contentsOfFile: "/proc/\(member)/task/\(task)/stat", encoding: .utf8),
+                      let close = stat.lastIndex(of: ")"),
+                      let state = stat[stat.index(after: close)...].drop(while: { $0 == " " }).first else { continue }
+                // R running, D in uninterruptible I/O: still working. S, T, t, Z, I, X: not.
+                if state == "R" || state == "D" { return false }
+            }
         }
         #endif
         return true
@@ -263,7 +313,7 @@ public final class NodeProcess {
         let special = CharacterSet(charactersIn: "|&;<>()$`\\\"'*?[#~=%{}\n")
         let words = command.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         if !words.isEmpty && command.rangeOfCharacter(from: special) == nil { return words }
-        return ["/bin/sh", "-c", "exec " + command]
+        return ["/bin/sh", "-c", command]
     }
 
     static func stderrSuffix(_ stderr: String) -> String {

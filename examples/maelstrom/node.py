@@ -87,6 +87,9 @@ for line in sys.stdin:
     body = message["body"]
     kind = body["type"]
     if kind == "init":
+        # msg_ids unique across this node's restarts too (each init has its own msg_id), so the
+        # leader's table of forwarded requests never mistakes a new request for an old one.
+        next_id = body["msg_id"] * 1000000
         node_id = body["node_id"]
         node_ids = body["node_ids"]
         neighbours = [n for n in node_ids if n != node_id]

@@ -69,6 +69,13 @@ struct RunCommand: ParsableCommand {
                 throw ValidationError("unknown workload '\(workload)'; workloads are: \(Workload.allCases.map(\.rawValue).joined(separator: ", "))")
             }
             if bug != nil { throw ValidationError("--bug plants a bug in a built-in system; it does not apply to --node-cmd nodes") }
+            let options = try parsedOptions()
+            if let poll = options["poll_ms"], !ExternalSystem.pollMillisecondsRange.contains(poll) {
+                throw ValidationError("--option poll_ms must be between 0 (no polling) and \(ExternalSystem.pollMillisecondsRange.upperBound) virtual milliseconds")
+            }
+            if let quiet = options["quiet_us"], !ExternalSystem.quietMicrosecondsRange.contains(quiet) {
+                throw ValidationError("--option quiet_us must be between 0 and \(ExternalSystem.quietMicrosecondsRange.upperBound) microseconds")
+            }
             if let system, system != ExternalSystem.name { throw ValidationError("--node-cmd runs external nodes; it does not combine with --system \(system)") }
             if let suite, suite != .all, !ExternalSystem.suites.contains(Suite(rawValue: suite.rawValue)!) {
                 throw ValidationError("external nodes run the \(ExternalSystem.suites.map(\.rawValue).joined(separator: ", ")) suites, not \(suite.rawValue)")
