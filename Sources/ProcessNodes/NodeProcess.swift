@@ -270,6 +270,7 @@ public final class NodeProcess {
     private var groupMembers: [pid_t] = []
     private var exchanges = 0
     private var exchangesSinceScan = 0
+    private var scannedAt = -1
 
     #if os(Linux)
     private func scanGroup() {
@@ -294,7 +295,10 @@ public final class NodeProcess {
         var unread: Int32 = 0
         if ioctl(stdinFD, UInt(FIONREAD), &unread) == 0 && unread > 0 { return false }
         #if os(Linux)
-        if groupMembers.isEmpty || exchangesSinceScan == 0 { scanGroup() }
+        if groupMembers.isEmpty || (exchangesSinceScan == 0 && scannedAt != exchanges) {
+            scanGroup()
+            scannedAt = exchanges
+        }
         for member in groupMembers {
             guard let tasks = try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(member)/task") else { continue }
             for task in tasks {
