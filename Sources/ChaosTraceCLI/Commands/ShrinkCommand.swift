@@ -119,7 +119,19 @@ struct ShrinkCommand: ParsableCommand {
             print("  nodes           \(original.nodes) → \(result.configuration.nodes)")
             print("  \(result.replays) replays in \(String(format: "%.2f", result.seconds)) s"
                   + (result.budgetExhausted ? " (a budget ended it: this is the best result so far)" : ""))
-            print("  stages: " + result.stages.map { "\($0.name) \($0.replays)" }.joined(separator: ", "))
+            // Replays per stage, summed over passes and both searches (first-seen order).
+            var names: [String] = []
+            var totals: [String: Int] = [:]
+            var second = 0
+            for stage in result.stages {
+                let prefix = "second search: "
+                let name = stage.name.hasPrefix(prefix) ? String(stage.name.dropFirst(prefix.count)) : stage.name
+                if stage.name.hasPrefix(prefix) { second += stage.replays }
+                if totals[name] == nil { names.append(name) }
+                totals[name, default: 0] += stage.replays
+            }
+            print("  replays by stage: " + names.map { "\($0) \(totals[$0] ?? 0)" }.joined(separator: ", ")
+                  + (second > 0 ? " (second search: \(second))" : ""))
             print("reproduce: \(repro)")
             if let report { print("bug report: \(report)") }
         }
