@@ -7,11 +7,11 @@ struct MergeCommand: ParsableCommand {
         commandName: "merge",
         abstract: "Copy every run of several trace stores into one (e.g. the stores of CI shards).",
         discussion: """
-        Runs get new ids in OUT_STORE (created when missing; runs already there stay); a shrunk
-        run keeps its link to the run it came from when both are merged. Events, checkpoints,
-        verdicts and digests are copied as recorded. A run whose writer died (incomplete) is
-        skipped with a note. Exits 0 when every run was copied, 64 on bad usage (a missing input,
-        OUT_STORE among the inputs), 65 when an input is damaged (nothing of the damaged run is
+        Runs get new ids in OUT_STORE (created when missing; runs already there stay); a shrunk \
+        run keeps its link to the run it came from when both are merged. Events, checkpoints, \
+        verdicts and digests are copied as recorded. A run whose writer died (incomplete) is \
+        skipped with a note. Exits 0 when every run was copied, 64 on bad usage (a missing input, \
+        OUT_STORE among the inputs), 65 when an input is damaged (nothing of the damaged run is \
         kept in OUT_STORE).
         """)
 
