@@ -326,8 +326,9 @@ public final class Shrinker {
                     reduce(currentOutcome.deliveries.map(\.identity)) { slice, i in i.droppedMessages += slice }
                 }
                 run("liveness") {
-                    // A shorter liveness phase, for violations judged after it (convergence).
-                    while current.livenessNanoseconds >= 200_000_000 && budgetLeft {
+                    // A shorter liveness phase, for violations judged after it (convergence) — not
+                    // for a liveness violation, whose claim is that bound.
+                    while target.checker != "liveness" && current.livenessNanoseconds >= 200_000_000 && budgetLeft {
                         let liveness = current.livenessNanoseconds / 2 / 1_000_000 * 1_000_000
                         if !attempt({ _ in }, configure: { $0.livenessNanoseconds = liveness }) { break }
                     }
