@@ -15,6 +15,9 @@ import Simulation
 ///   was read that no client sent);
 /// - `g-counter`: `add` and `read` (once the cluster settled, each node's last read lies between
 ///   the acknowledged adds and all adds that may have happened);
+/// - `kafka`: `send`, `poll`, `commit_offsets`, `list_committed_offsets` on a few keys (no offset
+///   acknowledged twice, polls in offset order with the messages sent, no acknowledged message
+///   skipped inside a poll's range, committed offsets neither lost nor invented);
 /// - `lin-kv`: `read`/`write`/`cas` on a few keys (linearizability, per key).
 /// Maelstrom's key-value services `seq-kv`, `lin-kv` and `lww-kv` are there to talk to: one
 /// linearizable store each, answering at once (they are not partitioned or delayed).
@@ -69,6 +72,16 @@ public struct ExternalSystem: SystemDefinition {
         case .gCounter:
             if random(2) == 0 { return ClientOperation(function: .read) }
             return ClientOperation(function: .add, value: Int64(1 + random(5)))
+        case .kafka:
+            // Offsets to poll from and commit come from what sends were acknowledged so far.
+            let key = random(keys)
+            let highest = observations.highestOffset[key] ?? -1
+            switch random(10) {
+            case 0..<5: return ClientOperation(function: .write, key: key, value: Int64(random(1_000_000)))
+            case 5..<8: return ClientOperation(function: .read, key: key, value: Int64(random(UInt64(highest + 2))))
+            case 8: return ClientOperation(function: .commit, key: key, value: Int64(random(UInt64(highest + 2))))
+            default: return ClientOperation(function: .list, key: key)
+            }
         case .linKV:
             let key = random(keys)
             switch random(4) {
@@ -85,6 +98,7 @@ public struct ExternalSystem: SystemDefinition {
         case .uniqueIDs: [UniqueIDChecker(observations: observations)]
         case .broadcast: [BroadcastChecker(observations: observations)]
         case .gCounter: [GCounterChecker()]
+        case .kafka: [KafkaChecker(observations: observations)]
         case .linKV: [LinearizabilityRunChecker()]
         }
     }
@@ -126,6 +140,10 @@ final class Observations {
     var reads: [UInt64: [Int64]] = [:]
     /// Request id → the text a reply carried (an echo, an id), for explanations.
     var texts: [UInt64: String] = [:]
+    /// kafka: request id → the (offset, message) pairs a poll returned for its key.
+    var polls: [UInt64: [(Int64, Int64)]] = [:]
+    /// kafka: key → the highest offset a send was acknowledged with.
+    var highestOffset: [UInt64: Int64] = [:]
 }
 
 /// The workloads external nodes can be driven with.
@@ -134,6 +152,7 @@ public enum Workload: String, CaseIterable, Sendable {
     case uniqueIDs = "unique-ids"
     case broadcast
     case gCounter = "g-counter"
+    case kafka
     case linKV = "lin-kv"
 }
 
@@ -308,6 +327,19 @@ final class ExternalNode: Node {
         case (.gCounter, _):
             body["type"] = "add"
             body["delta"] = operation.value
+        case (.kafka, .write):
+            body["type"] = "send"
+            body["key"] = "k\(operation.key)"
+            body["msg"] = operation.value
+        case (.kafka, .read):
+            body["type"] = "poll"
+            body["offsets"] = ["k\(operation.key)": operation.value]
+        case (.kafka, .commit):
+            body["type"] = "commit_offsets"
+            body["offsets"] = ["k\(operation.key)": operation.value]
+        case (.kafka, _):
+            body["type"] = "list_committed_offsets"
+            body["keys"] = ["k\(operation.key)"]
         case (.linKV, .read):
             body["type"] = "read"
             body["key"] = operation.key
@@ -435,6 +467,32 @@ final class ExternalNode: Node {
             if request.operation.function == .read {
                 context.reply(to: request, .ok(Maelstrom.integer(body["value"]) ?? Int64.min))
             } else {
+                context.reply(to: request, .ok())
+            }
+        case .kafka:
+            let key = "k\(request.operation.key)"
+            switch request.operation.function {
+            case .write:
+                guard let offset = Maelstrom.integer(body["offset"]) else {
+                    context.reply(to: request, Reply(outcome: .info))
+                    return
+                }
+                system.observations.highestOffset[request.operation.key] = max(system.observations.highestOffset[request.operation.key] ?? -1, offset)
+                context.reply(to: request, .ok(offset))
+            case .read:
+                let pairs = ((body["msgs"] as? [String: Any])?[key] as? [Any]) ?? []
+                system.observations.polls[request.id] = pairs.map { pair in
+                    let items = pair as? [Any] ?? []
+                    return (Maelstrom.integer(items.first) ?? -1, Maelstrom.integer(items.count > 1 ? items[1] : nil) ?? Int64.min)
+                }
+                context.reply(to: request, .ok(Int64(pairs.count)))
+            case .list:
+                if let offset = Maelstrom.integer((body["offsets"] as? [String: Any])?[key]) {
+                    context.reply(to: request, .ok(offset))
+                } else {
+                    context.reply(to: request, .okNil)
+                }
+            default:
                 context.reply(to: request, .ok())
             }
         case .linKV:
@@ -620,6 +678,89 @@ final class GCounterChecker: Checker {
                                  explanation: "n\(node)'s last read is \(value), more than every add that may have happened (\(upper))",
                                  events: events)
             }
+        }
+        return nil
+    }
+}
+
+/// `kafka`: an offset acknowledged for one send only; a poll returns offsets in increasing order,
+/// each with the message sent at it, and skips no acknowledged offset between its start and the
+/// last offset it returns (sent before the poll began); a listed committed offset is one a client
+/// committed, and a key with an acknowledged commit lists one.
+final class KafkaChecker: Checker {
+    let name = "kafka"
+    let observations: Observations
+    /// key → offset → the acknowledged send.
+    var sends: [UInt64: [Int64: HistoryEntry]] = [:]
+    /// key → acknowledged commits (offset, completion time).
+    var commits: [UInt64: [(offset: Int64, completed: UInt64)]] = [:]
+    init(observations: Observations) { self.observations = observations }
+
+    private func events(_ entries: HistoryEntry...) -> [UInt64] {
+        entries.flatMap { [$0.invokeEvent] + ($0.completeEvent.map { [$0] } ?? []) }
+    }
+
+    func operationCompleted(_ entry: HistoryEntry, in simulation: Simulator) -> Violation? {
+        guard let reply = entry.reply, reply.outcome == .ok else { return nil }
+        let operation = entry.request.operation
+        let key = operation.key
+        switch operation.function {
+        case .write:
+            let offset = reply.value
+            if let other = sends[key]?[offset] {
+                return Violation(checker: name, kind: "duplicate-offset",
+                                 explanation: "k\(key) offset \(offset) was acknowledged for two sends: \(other.request.operation.value) by n\(other.target) and \(operation.value) by n\(entry.target)",
+                                 events: events(other, entry))
+            }
+            sends[key, default: [:]][offset] = entry
+        case .read:
+            guard let pairs = observations.polls[entry.request.id] else { return nil }
+            var previous: Int64 = -1
+            for (offset, message) in pairs {
+                if offset <= previous {
+                    return Violation(checker: name, kind: "out-of-order",
+                                     explanation: "n\(entry.target)'s poll of k\(key) returned offset \(offset) after \(previous)", events: events(entry))
+                }
+                previous = offset
+                if let send = sends[key]?[offset], send.request.operation.value != message {
+                    return Violation(checker: name, kind: "wrong-message",
+                                     explanation: "n\(entry.target)'s poll of k\(key) returned \(message) at offset \(offset), where \(send.request.operation.value) was sent",
+                                     events: events(send, entry))
+                }
+            }
+            guard let last = pairs.last?.0 else { return nil }
+            let returned = Set(pairs.map(\.0))
+            for (offset, send) in (sends[key] ?? [:]).sorted(by: { $0.key < $1.key })
+            where offset >= operation.value && offset < last && !returned.contains(offset) && (send.completedAt ?? .max) < entry.invokedAt {
+                return Violation(checker: name, kind: "lost-message",
+                                 explanation: "n\(entry.target)'s poll of k\(key) from offset \(operation.value) returned up to offset \(last) but skipped offset \(offset), acknowledged before the poll began",
+                                 events: events(send, entry))
+            }
+        case .commit:
+            if let completed = entry.completedAt { commits[key, default: []].append((operation.value, completed)) }
+        case .list:
+            // Nodes may keep the latest commit or the highest, so only what holds for both is
+            // checked: a commit acknowledged before is not forgotten, and the listed offset is one
+            // a client committed.
+            if reply.isNil {
+                if let commit = (commits[key] ?? []).first(where: { $0.completed < entry.invokedAt }) {
+                    return Violation(checker: name, kind: "lost-commit",
+                                     explanation: "n\(entry.target) listed no committed offset for k\(key), but offset \(commit.offset) was committed before",
+                                     events: events(entry))
+                }
+                return nil
+            }
+            let committed = simulation.history.contains { other in
+                other.request.operation.function == .commit && other.request.operation.key == key
+                    && other.request.operation.value == reply.value && other.invokedAt <= (entry.completedAt ?? .max)
+            }
+            if !committed {
+                return Violation(checker: name, kind: "phantom-commit",
+                                 explanation: "n\(entry.target) listed k\(key)'s committed offset as \(reply.value), which no client committed",
+                                 events: events(entry))
+            }
+        default:
+            break
         }
         return nil
     }

@@ -51,7 +51,7 @@ public struct ClientRequest: Equatable, Sendable {
 
 /// A client operation on a key: the shape every system's workload speaks.
 public struct ClientOperation: Equatable, Sendable, Codable {
-    public enum Function: UInt8, Codable, Sendable { case read = 1, write, cas, add, echo, generate }
+    public enum Function: UInt8, Codable, Sendable { case read = 1, write, cas, add, echo, generate, commit, list }
     public var function: Function
     public var key: UInt64
     public var value: Int64

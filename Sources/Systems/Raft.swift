@@ -507,7 +507,7 @@ final class RaftNode: Node {
             guard store[operation.key] == operation.expected else { return .fail }
             store[operation.key] = operation.value
             return .ok(operation.value)
-        case .add, .echo, .generate:
+        case .add, .echo, .generate, .commit, .list:
             return .fail
         }
     }

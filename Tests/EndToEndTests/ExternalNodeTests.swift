@@ -20,7 +20,7 @@ final class ExternalNodeTests: XCTestCase {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = directory.appendingPathComponent("runs.trace").path
-        for (workload, flags) in [("echo", ""), ("unique-ids", ""), ("g-counter", "--g-counter"), ("lin-kv", "")] {
+        for (workload, flags) in [("echo", ""), ("unique-ids", ""), ("g-counter", "--g-counter"), ("kafka", ""), ("lin-kv", "")] {
             let run = try CLI.run(["run", "--node-cmd", try python(flags), "--workload", workload, "--seed", "3", "--store", store, "--json"] + short)
             XCTAssertEqual(run.status, 0, "\(workload): \(run.stdout) \(run.stderr)")
             let summary = try jsonObject(run.stdout)
@@ -43,6 +43,7 @@ final class ExternalNodeTests: XCTestCase {
             ("--local-kv", "lin-kv", "linearizability/not-linearizable", []),
             ("--bad-ids", "unique-ids", "unique-ids/duplicate-id", []),
             ("--local-counter", "g-counter", "g-counter/lost-increment", []),
+            ("--local-kafka", "kafka", "kafka/duplicate-offset", []),
             ("--lose-broadcasts", "broadcast", "broadcast/lost-message", ["--nodes", "3", "--clients", "2", "--failure-rate", "1"]),
         ]
         for item in cases {

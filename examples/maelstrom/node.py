@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""A small Maelstrom node: echo, unique-ids, broadcast, g-counter and a single-copy lin-kv.
+"""A small Maelstrom node: echo, unique-ids, broadcast, g-counter, and a single-copy lin-kv and
+kafka log.
 
 It reads one JSON message per line on stdin and writes JSON lines on stdout, like any node that
 Maelstrom drives. `chaostrace run --node-cmd 'python3 examples/maelstrom/node.py' --workload W`
@@ -11,12 +12,13 @@ Flags (planted bugs, to see ChaosTrace find them):
   --local-kv         serve lin-kv from each node's own copy (stale reads across nodes)
   --local-counter    g-counter reads return this node's own adds only (lost increments);
                      implies --g-counter
+  --local-kafka      serve kafka from each node's own log (the same offset handed out twice)
 
 g-counter (run with --g-counter: its read looks like broadcast's) keeps each node's total under
 its own key in the seq-kv service, and a read sums them.
 
-The lin-kv store is one in-memory copy on n0 (other nodes forward to it): correct under the
-network suite, but a crash of n0 loses it, so the nodes suite finds that too.
+The lin-kv store and the kafka logs are one in-memory copy on n0 (other nodes forward to it):
+correct under the network suite, but a crash of n0 loses them, so the nodes suite finds that too.
 """
 import json
 import sys
@@ -59,7 +61,33 @@ def gossip():
         send(peer, {"type": "gossip", "message": value})
 
 
+logs = {}
+committed = {}
+
+
+def kafka_apply(body):
+    kind = body["type"]
+    if kind == "send":
+        log = logs.setdefault(body["key"], [])
+        log.append(body["msg"])
+        return {"type": "send_ok", "offset": len(log) - 1}
+    if kind == "poll":
+        msgs = {}
+        for key, start in body["offsets"].items():
+            log = logs.get(key, [])
+            msgs[key] = [[offset, log[offset]] for offset in range(max(0, start), len(log))]
+        return {"type": "poll_ok", "msgs": msgs}
+    if kind == "commit_offsets":
+        for key, offset in body["offsets"].items():
+            committed[key] = max(committed.get(key, -1), offset)
+        return {"type": "commit_offsets_ok"}
+    offsets = {key: committed[key] for key in body["keys"] if key in committed}
+    return {"type": "list_committed_offsets_ok", "offsets": offsets}
+
+
 def kv_apply(body):
+    if body["type"] in ("send", "poll", "commit_offsets", "list_committed_offsets"):
+        return kafka_apply(body)
     key = str(body.get("key"))
     kind = body["type"]
     if kind == "read":
@@ -148,9 +176,9 @@ for line in sys.stdin:
         reply(message, {"type": "read_ok", "messages": sorted(messages)})
         # Reads come often: a good moment to retry what is unacknowledged.
         gossip()
-    elif kind in ("read", "write", "cas"):
+    elif kind in ("read", "write", "cas", "send", "poll", "commit_offsets", "list_committed_offsets"):
         leader = node_ids[0]
-        if "--local-kv" in flags or node_id == leader:
+        if "--local-kv" in flags or "--local-kafka" in flags or node_id == leader:
             reply(message, kv_apply(body))
         else:
             # Forward to the leader, answer the client when it answers.

@@ -74,6 +74,8 @@ enum Exports {
             case .add: "add"
             case .echo: "echo"
             case .generate: "generate"
+            case .commit: "commit"
+            case .list: "list"
             }
         }
         func value(_ operation: ClientOperation) -> String {
