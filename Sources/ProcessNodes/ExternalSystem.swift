@@ -576,18 +576,11 @@ final class BroadcastChecker: Checker {
         let configuration = simulation.configuration
         guard configuration.livenessNanoseconds > 0 else { return nil }
         let phase = configuration.durationNanoseconds
-        let settled = phase + configuration.livenessNanoseconds / 2
         var acknowledged: [(value: Int64, entry: HistoryEntry)] = []
-        var lastRead: [NodeID: HistoryEntry] = [:]
-        for entry in simulation.history {
-            guard let reply = entry.reply, reply.outcome == .ok, let completed = entry.completedAt else { continue }
-            if entry.request.operation.function == .write, completed < phase {
-                acknowledged.append((entry.request.operation.value, entry))
-            } else if entry.request.operation.function == .read, entry.invokedAt >= settled, observations.reads[entry.request.id] != nil {
-                if let previous = lastRead[entry.target], (previous.completedAt ?? 0) > completed { continue }
-                lastRead[entry.target] = entry
-            }
+        for entry in simulation.history where entry.reply?.outcome == .ok && entry.request.operation.function == .write {
+            if let completed = entry.completedAt, completed < phase { acknowledged.append((entry.request.operation.value, entry)) }
         }
+        let lastRead = lastSettledReads(simulation) { self.observations.reads[$0.request.id] != nil }
         for node in 0..<NodeID(configuration.nodes) {
             guard let read = lastRead[node], let values = observations.reads[read.request.id] else { continue }
             let have = Set(values)
@@ -652,19 +645,13 @@ final class GCounterChecker: Checker {
         let configuration = simulation.configuration
         guard configuration.livenessNanoseconds > 0 else { return nil }
         let phase = configuration.durationNanoseconds
-        let settled = phase + configuration.livenessNanoseconds / 2
         var lower: Int64 = 0, upper: Int64 = 0
-        var lastRead: [NodeID: HistoryEntry] = [:]
-        for entry in simulation.history {
-            let operation = entry.request.operation
-            if operation.function == .add {
-                if entry.reply?.outcome != .fail { upper &+= operation.value }
-                if entry.reply?.outcome == .ok, let completed = entry.completedAt, completed < phase { lower &+= operation.value }
-            } else if operation.function == .read, entry.reply?.outcome == .ok, entry.invokedAt >= settled, let completed = entry.completedAt {
-                if let previous = lastRead[entry.target], (previous.completedAt ?? 0) > completed { continue }
-                lastRead[entry.target] = entry
-            }
+        for entry in simulation.history where entry.request.operation.function == .add {
+            let delta = entry.request.operation.value
+            if entry.reply?.outcome != .fail { upper &+= delta }
+            if entry.reply?.outcome == .ok, let completed = entry.completedAt, completed < phase { lower &+= delta }
         }
+        let lastRead = lastSettledReads(simulation) { _ in true }
         for node in 0..<NodeID(configuration.nodes) {
             guard let read = lastRead[node], let value = read.reply?.value else { continue }
             let events = [read.invokeEvent, read.completeEvent].compactMap { $0 }
@@ -764,4 +751,18 @@ final class KafkaChecker: Checker {
         }
         return nil
     }
+}
+
+/// Per node, its last successful `read` invoked once the cluster had settled (in the second half
+/// of the liveness phase), among those `accepted`; looked up by node, never iterated.
+func lastSettledReads(_ simulation: Simulator, _ accepted: (HistoryEntry) -> Bool) -> [NodeID: HistoryEntry] {
+    let configuration = simulation.configuration
+    let settled = configuration.durationNanoseconds + configuration.livenessNanoseconds / 2
+    var lastRead: [NodeID: HistoryEntry] = [:]
+    for entry in simulation.history where entry.request.operation.function == .read && entry.reply?.outcome == .ok {
+        guard entry.invokedAt >= settled, let completed = entry.completedAt, accepted(entry) else { continue }
+        if let previous = lastRead[entry.target], (previous.completedAt ?? 0) > completed { continue }
+        lastRead[entry.target] = entry
+    }
+    return lastRead
 }

@@ -150,7 +150,6 @@ public final class NodeProcess {
     /// Writes `line` (a newline is added) and returns every line the process wrote until it settled.
     public func exchange(_ line: [UInt8]?) throws -> [[UInt8]] {
         exchanges += 1
-        exchangesSinceScan = exchanges <= 8 ? 0 : (exchangesSinceScan + 1) % 64
         var lines: [[UInt8]] = []
         let deadline = Date().addingTimeInterval(settleLimitSeconds)
         if var bytes = line {
@@ -248,14 +247,13 @@ public final class NodeProcess {
         let result = waitpid(pid, &status, WNOHANG)
         guard result == pid else { return }
         // Keep the rest of what it said on stderr.
-        var lines: [[UInt8]] = []
-        _ = try? drainStderrOnly(&lines)
+        drainStderr()
         let code = (status >> 8) & 0xFF, signal = status & 0x7F
         exitStatus = signal == 0 ? "exited with status \(code)" : "was killed by signal \(signal)"
         throw NodeProcessError.exited(command: command, status: exitStatus!, stderr: stderr)
     }
 
-    private func drainStderrOnly(_ lines: inout [[UInt8]]) throws {
+    private func drainStderr() {
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = read(stderrFD, &buffer, buffer.count)
@@ -269,7 +267,6 @@ public final class NodeProcess {
     /// interpreter, a pipeline), found by scanning `/proc` now and then.
     private var groupMembers: [pid_t] = []
     private var exchanges = 0
-    private var exchangesSinceScan = 0
     private var scannedAt = -1
 
     #if os(Linux)
@@ -295,7 +292,7 @@ public final class NodeProcess {
         var unread: Int32 = 0
         if ioctl(stdinFD, UInt(FIONREAD), &unread) == 0 && unread > 0 { return false }
         #if os(Linux)
-        if groupMembers.isEmpty || (exchangesSinceScan == 0 && scannedAt != exchanges) {
+        if groupMembers.isEmpty || ((exchanges <= 8 || exchanges % 64 == 0) && scannedAt != exchanges) {
             scanGroup()
             scannedAt = exchanges
         }
