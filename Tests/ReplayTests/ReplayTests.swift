@@ -74,12 +74,10 @@ class StoreTestCase: XCTestCase {
         store = nil
         try? FileManager.default.removeItem(at: directory)
     }
-}
 
-final class ReplayTests: StoreTestCase {
-
-    private func record(_ system: SystemDefinition.Type, seed: UInt64, suite: Suite, bug: String? = nil, nodes: Int = 5,
-                        short: Bool = true) throws -> (UInt64, SimulationResult) {
+    /// A run of `system` under `suite`; `short`: 3 s with faults at every other tick, 2 s to recover.
+    func configuration(_ system: SystemDefinition.Type, seed: UInt64, suite: Suite, bug: String? = nil, nodes: Int = 5,
+                       short: Bool = true) -> SimulationConfiguration {
         var configuration = SimulationConfiguration()
         configuration.system = system.name
         configuration.seed = seed
@@ -93,9 +91,22 @@ final class ReplayTests: StoreTestCase {
         }
         if let interval = system.clientIntervalNanoseconds { configuration.clientIntervalNanoseconds = interval }
         if suite == .byzantine { configuration.nemesis.byzantineNodes = system.byzantineTolerance(nodes: nodes) }
-        let recorder = try store.beginRun(seed: seed, configuration: "{}", toolVersion: "test")
+        return configuration
+    }
+
+    /// Runs `configuration` recorded into the store; returns the run's id and result.
+    func record(_ configuration: SimulationConfiguration, _ system: SystemDefinition.Type) throws -> (UInt64, SimulationResult) {
+        let recorder = try store.beginRun(seed: configuration.seed, configuration: "{}", toolVersion: "test")
         let result = Simulator(configuration: configuration, system: system.init(configuration: configuration), recorder: recorder).run()
         return (recorder.runID, result)
+    }
+}
+
+final class ReplayTests: StoreTestCase {
+
+    private func record(_ system: SystemDefinition.Type, seed: UInt64, suite: Suite, bug: String? = nil, nodes: Int = 5,
+                        short: Bool = true) throws -> (UInt64, SimulationResult) {
+        try record(configuration(system, seed: seed, suite: suite, bug: bug, nodes: nodes, short: short), system)
     }
 
     func testRecordedRunsAcrossSystemsAndSuitesReplayIdentically() throws {

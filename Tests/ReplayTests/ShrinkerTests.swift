@@ -6,27 +6,6 @@ import TraceStore
 import XCTest
 
 final class ShrinkerTests: StoreTestCase {
-    private func configuration(_ system: SystemDefinition.Type, seed: UInt64, suite: Suite, bug: String?, nodes: Int) -> SimulationConfiguration {
-        var configuration = SimulationConfiguration()
-        configuration.system = system.name
-        configuration.seed = seed
-        configuration.bug = bug
-        configuration.nodes = nodes
-        configuration.nemesis.suite = suite
-        configuration.durationNanoseconds = 3_000_000_000
-        configuration.livenessNanoseconds = 2_000_000_000
-        configuration.nemesis.failureRate = Ratio(1, 2)
-        if let interval = system.clientIntervalNanoseconds { configuration.clientIntervalNanoseconds = interval }
-        if suite == .byzantine { configuration.nemesis.byzantineNodes = system.byzantineTolerance(nodes: nodes) }
-        return configuration
-    }
-
-    private func record(_ configuration: SimulationConfiguration, _ system: SystemDefinition.Type) throws -> (UInt64, SimulationResult) {
-        let recorder = try store.beginRun(seed: configuration.seed, configuration: "{}", toolVersion: "test")
-        let result = Simulator(configuration: configuration, system: system.init(configuration: configuration), recorder: recorder).run()
-        return (recorder.runID, result)
-    }
-
     private func shrink(_ run: UInt64, _ system: SystemDefinition.Type, maxReplays: Int) throws -> (Shrinker, ShrinkResult) {
         let shrinker = try Shrinker(store: store, run: run, minimumNodes: 3) { system.init(configuration: $0) }
         var options = ShrinkOptions()
