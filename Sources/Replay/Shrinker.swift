@@ -250,11 +250,11 @@ public final class Shrinker {
         current.stopOnViolation = true
         // When the witnesses happened.
         let reader = try replayer.store.reader(run: replayer.info.id)
-        var witnessTime = target.time
+        var recordedWitness = target.time
         if !target.events.isEmpty {
-            witnessTime = 0
+            recordedWitness = 0
             for number in target.events {
-                if let event = try reader.event(at: number) { witnessTime = max(witnessTime, event.time) }
+                if let event = try reader.event(at: number) { recordedWitness = max(recordedWitness, event.time) }
             }
         }
         // Cut the scenario soon after the witnesses (a quarter of their time plus half a second
@@ -262,7 +262,7 @@ public final class Shrinker {
         // for violations found as they happen and for prefix-closed checks such as
         // linearizability; not for convergence judged after quiescence. Every candidate, and the
         // recorded result, is then a whole run of a shorter scenario.
-        let cut = witnessTime + witnessTime / 4 + 500_000_000
+        let cut = recordedWitness + recordedWitness / 4 + 500_000_000
         var original: Outcome
         if target.checker != "liveness" && cut < current.durationNanoseconds + current.livenessNanoseconds {
             var shorter = current!
@@ -424,10 +424,7 @@ public final class Shrinker {
         let tickLength = current.nemesis.tickNanoseconds
         let log = currentOutcome.external
         // The witnesses' time in the current run.
-        var witness: UInt64 = 0
-        for number in currentOutcome.violation?.events ?? [] where Int(number) < currentOutcome.steps.count {
-            witness = max(witness, currentOutcome.steps[Int(number)].time)
-        }
+        let witness = witnessTime
         // Start one, two or four seconds before the witnesses — or, in the second search, at every
         // tick from two before them back to the first (the shortest first, at most 40 tries) —
         // dropping every fault, operation and heartbeat before; then a second before the first
@@ -459,14 +456,20 @@ public final class Shrinker {
         }
     }
 
-    /// Ends the scenario soon after the violation's witnesses, which may have moved earlier as
-    /// the run shrank (only for runs already cut, without a liveness phase).
-    private func cutAfterWitnesses() {
-        guard current.livenessNanoseconds == 0 else { return }
+    /// When the current run's violation was witnessed: the latest of its witness events.
+    private var witnessTime: UInt64 {
         var witness: UInt64 = 0
         for number in currentOutcome.violation?.events ?? [] where Int(number) < currentOutcome.steps.count {
             witness = max(witness, currentOutcome.steps[Int(number)].time)
         }
+        return witness
+    }
+
+    /// Ends the scenario soon after the violation's witnesses, which may have moved earlier as
+    /// the run shrank (only for runs already cut, without a liveness phase).
+    private func cutAfterWitnesses() {
+        guard current.livenessNanoseconds == 0 else { return }
+        let witness = witnessTime
         let cut = (witness + witness / 4 + 500_000_000) / 1_000_000 * 1_000_000
         guard witness > 0, cut < current.durationNanoseconds else { return }
         attempt({ _ in }, configure: { $0.durationNanoseconds = cut })
