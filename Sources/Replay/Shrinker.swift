@@ -71,9 +71,17 @@ public final class Shrinker {
         var external = ExternalEventLog()
         /// Client operation → how long it took (`UInt64.max`: it never completed).
         var pauses: [UInt64: UInt64] = [:]
+        /// Client operation → the key it works on.
+        var keys: [UInt64: UInt64] = [:]
         /// Per event: the node whose step it belongs to (nil for events of no node).
         var steps: [Step] = []
         var size: Int { deliveries.count + externalCount }
+        /// No more events in all or (`externalFirst`) fewer external events, or as many and no more
+        /// events in all.
+        func isSmaller(than other: Outcome, externalFirst: Bool) -> Bool {
+            externalFirst ? externalCount < other.externalCount || (externalCount == other.externalCount && size <= other.size)
+                : size <= other.size
+        }
         var externalCount: Int { external.ticks.count + external.crashPoints.count + external.operations.count }
     }
 
@@ -107,6 +115,7 @@ public final class Shrinker {
         // Message id → (send event, fingerprint, occurrence, group).
         var sends: [UInt64: (event: Int, identity: Interventions.DroppedMessage, group: Interventions.MessageGroup)] = [:]
         var occurrences: [UInt64: UInt64] = [:]
+        var requestKeys: [UInt64: UInt64] = [:]
         simulator.observer = { [unowned simulator] kind, time, node, peer, id, payload in
             let number = Int(simulator.eventCount - 1)
             outcome.steps.append(Step(time: time, kind: kind, node: node, peer: peer, id: id))
@@ -128,6 +137,9 @@ public final class Shrinker {
                 }
             case .decision, .drop, .duplicate:
                 break
+            case .clientInvoke:
+                feed.currentMessage = nil
+                if let operation = ClientOperation.decode(Array(payload)) { requestKeys[id] = operation.key }
             default:
                 feed.currentMessage = nil
             }
@@ -141,6 +153,7 @@ public final class Shrinker {
             let invoke = outcome.steps[Int(operation.event)]
             let end = completed[invoke.id]
             outcome.pauses[operation.identity] = end.map { $0 - invoke.time } ?? UInt64.max
+            if let key = requestKeys[invoke.id] { outcome.keys[operation.identity] = key }
         }
         return outcome
     }
@@ -163,12 +176,39 @@ public final class Shrinker {
 
     /// Where `shiftEarlier` tries to start a run.
     private enum ShiftStrategy { case nearWitnesses, everyTick }
-    private var shiftStrategy = ShiftStrategy.nearWitnesses
+
+    /// How one search goes. A search is a chain of accepted steps, and in a chaotic system a
+    /// different step early on can end in a much smaller counterexample, so the shrinker runs
+    /// several and keeps the smallest.
+    private struct SearchPlan {
+        var shift: ShiftStrategy
+        /// Accept a step that leaves out external events even when more deliveries follow
+        /// (a counterexample is read by its faults and operations first; the deliveries shrink
+        /// after); otherwise a step must make the run no larger in all.
+        var externalFirst: Bool
+        /// Try ending the run right after the witnesses before ending it a little later.
+        var tightCut: Bool
+        /// Leave out whole keys' operations before single ones.
+        var keyGroups: Bool
+        /// Go round the external events stages again, before removing deliveries, while they
+        /// make progress.
+        var externalRounds: Bool
+    }
+    private static let plans = [
+        SearchPlan(shift: .nearWitnesses, externalFirst: true, tightCut: true, keyGroups: true, externalRounds: true),
+        SearchPlan(shift: .nearWitnesses, externalFirst: false, tightCut: false, keyGroups: false, externalRounds: false),
+        SearchPlan(shift: .everyTick, externalFirst: true, tightCut: true, keyGroups: true, externalRounds: true),
+        SearchPlan(shift: .everyTick, externalFirst: false, tightCut: false, keyGroups: false, externalRounds: false),
+    ]
+    private var plan = SearchPlan(shift: .nearWitnesses, externalFirst: true, tightCut: true, keyGroups: true, externalRounds: true)
+    /// The current search's share of the budgets.
+    private var searchDeadline: Date = .distantFuture
+    private var searchMaxReplays = Int.max
 
     /// The wall clock only bounds how long the shrinker searches; it never reaches a simulation.
     private var budgetLeft: Bool {
         if replays >= maxReplays || Date() >= deadline { exhausted = true }
-        return !exhausted
+        return !exhausted && replays < searchMaxReplays && Date() < searchDeadline
     }
 
     /// Tries `interventions` on top of the current run; keeps them when the violation stays and
@@ -186,7 +226,7 @@ public final class Shrinker {
         if candidate == current { return false }
         let outcome = execute(candidate)
         // Every accepted step leaves out more and makes the run no larger.
-        guard reproduces(outcome), outcome.size <= currentOutcome.size else { return false }
+        guard reproduces(outcome), outcome.isSmaller(than: currentOutcome, externalFirst: plan.externalFirst) else { return false }
         current = candidate
         currentOutcome = outcome
         report()
@@ -295,9 +335,10 @@ public final class Shrinker {
         func search() {
             run("causal past") { causalStage() }
             var pass = 0
+            var externalPasses = 0
             while budgetLeft && pass < 8 {
-                pass += 1
                 let before = currentOutcome.size
+                let externalBefore = currentOutcome.externalCount
                 let shapeBefore = (current.nodes, current.clients, current.durationNanoseconds + current.livenessNanoseconds)
                 run("time") {
                     cutAfterWitnesses()
@@ -309,13 +350,21 @@ public final class Shrinker {
                     }
                 }
                 run("external events") {
-                    let log = currentOutcome.external
-                    reduce(log.ticks.map(\.ordinal)) { slice, i in i.skippedTicks += slice }
+                    reduce(currentOutcome.external.ticks.map(\.ordinal)) { slice, i in i.skippedTicks += slice }
                     reduce(currentOutcome.external.crashPoints.map(\.ordinal)) { slice, i in i.skippedCrashPoints += slice }
+                    if plan.keyGroups { operationsByKey() }
                     reduce(currentOutcome.external.operations.map(\.identity)) { slice, i in self.skip(slice, in: &i) }
                 }
                 run("external pairs") { removePairs() }
                 run("cut") { cutAfterWitnesses() }
+                // Removing deliveries one by one is the dearest stage: while the external events
+                // still shrink, go round them again first (each removal also takes its
+                // deliveries along).
+                if plan.externalRounds && currentOutcome.externalCount < externalBefore && externalPasses < 8 {
+                    externalPasses += 1
+                    continue
+                }
+                pass += 1
                 run("message groups") {
                     var seen = Set<Interventions.MessageGroup>()
                     var groups: [Interventions.MessageGroup] = []
@@ -344,16 +393,29 @@ public final class Shrinker {
         let startConfiguration = current!
         let startOutcome = currentOutcome!
         var best: (configuration: SimulationConfiguration, outcome: Outcome, exhausted: Bool)?
-        for (index, strategy) in [ShiftStrategy.nearWitnesses, .everyTick].enumerated() where budgetLeft {
+        for (index, plan) in Self.plans.enumerated() {
+            searchMaxReplays = Int.max
+            searchDeadline = .distantFuture
+            guard budgetLeft else { break }
+            // The first search runs until it ends by itself; the others share what budget is
+            // left evenly (what one does not use goes to the next).
+            if index > 0 {
+                let searchesLeft = Self.plans.count - index
+                searchMaxReplays = replays + (maxReplays - replays) / searchesLeft
+                searchDeadline = Date().addingTimeInterval(deadline.timeIntervalSinceNow / Double(searchesLeft))
+            }
             current = startConfiguration
             currentOutcome = startOutcome
-            shiftStrategy = strategy
-            stagePrefix = index == 0 ? "" : "second search: "
+            self.plan = plan
+            stagePrefix = index == 0 ? "" : "search \(index + 1): "
             search()
-            if best == nil || currentOutcome.size < best!.outcome.size {
+            // The smallest: fewest external events, then fewest events in all.
+            if best == nil || !best!.outcome.isSmaller(than: currentOutcome, externalFirst: true) {
                 best = (current, currentOutcome, exhausted)
             }
         }
+        searchMaxReplays = Int.max
+        searchDeadline = .distantFuture
         if let best {
             current = best.configuration
             currentOutcome = best.outcome
@@ -366,6 +428,34 @@ public final class Shrinker {
                             externalBefore: whole.externalCount, externalAfter: currentOutcome.externalCount,
                             replays: replays, seconds: Date().timeIntervalSince(started),
                             stages: stages, budgetExhausted: exhausted)
+    }
+
+    /// Leaves out whole keys' operations (delta debugging over keys): a violation is usually
+    /// about one key, and the operations on the others matter only through what they do to the
+    /// system. The keys the violation's own operations use come last.
+    private func operationsByKey() {
+        let outcome = currentOutcome!
+        var witnessKeys = Set<UInt64>()
+        for number in outcome.violation?.events ?? [] where Int(number) < outcome.steps.count {
+            let step = outcome.steps[Int(number)]
+            guard step.kind == .clientInvoke || step.kind == .clientComplete else { continue }
+            for operation in outcome.external.operations where Int(operation.event) < outcome.steps.count
+                && outcome.steps[Int(operation.event)].id == step.id {
+                if let key = outcome.keys[operation.identity] { witnessKeys.insert(key) }
+            }
+        }
+        var order: [UInt64] = []
+        var seen = Set<UInt64>()
+        for operation in outcome.external.operations {
+            if let key = outcome.keys[operation.identity], seen.insert(key).inserted { order.append(key) }
+        }
+        order = order.filter { !witnessKeys.contains($0) } + order.filter { witnessKeys.contains($0) }
+        guard order.count > 1 else { return }
+        reduce(order) { slice, i in
+            let keys = Set(slice)
+            self.skip(self.currentOutcome.external.operations.map(\.identity).filter { self.currentOutcome.keys[$0].map(keys.contains) ?? false },
+                      in: &i)
+        }
     }
 
     /// An external event of the current run, to leave out.
@@ -433,7 +523,7 @@ public final class Shrinker {
         // system whose failures take many steps to set up, a later start now and then does, in
         // a much shorter run.
         var starts: [UInt64] = []
-        if shiftStrategy == .nearWitnesses {
+        if plan.shift == .nearWitnesses {
             starts = [1, 2, 4].compactMap { seconds in
                 let lead = UInt64(seconds) * 1_000_000_000
                 return witness > lead + tickLength ? (witness - lead) / tickLength * tickLength : nil
@@ -470,9 +560,15 @@ public final class Shrinker {
     private func cutAfterWitnesses() {
         guard current.livenessNanoseconds == 0 else { return }
         let witness = witnessTime
-        let cut = (witness + witness / 4 + 500_000_000) / 1_000_000 * 1_000_000
-        guard witness > 0, cut < current.durationNanoseconds else { return }
-        attempt({ _ in }, configure: { $0.durationNanoseconds = cut })
+        guard witness > 0 else { return }
+        // Right after the witnesses (a check made at the end of the run, such as
+        // linearizability, usually still fails there, and every heartbeat after them is gone),
+        // else a little later.
+        let tight: [UInt64] = plan.tightCut ? [witness / 1_000_000 * 1_000_000 + 1_000_000] : []
+        for cut in tight + [(witness + witness / 4 + 500_000_000) / 1_000_000 * 1_000_000]
+            where cut < current.durationNanoseconds && budgetLeft {
+            if attempt({ _ in }, configure: { $0.durationNanoseconds = cut }) { return }
+        }
     }
 
     /// Starts the run `start` nanoseconds (a whole number of ticks) later in the recording.

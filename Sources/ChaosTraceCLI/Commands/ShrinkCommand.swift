@@ -28,6 +28,7 @@ struct ShrinkCommand: ParsableCommand {
     @Option(help: "Give up after this many re-executions and keep the best result so far.") var maxReplays: Int = 5_000
     @Option(help: ArgumentHelp("Write a Markdown bug report here.", valueName: "PATH")) var report: String?
     @Option(help: ArgumentHelp("Record the shrunk run in this store instead of the run's own (e.g. a regression store).", valueName: "PATH")) var into: String?
+    @Flag(help: "Print every accepted step of the search to stderr, one line each with the seconds since the start.") var verbose = false
     @Flag(help: "Print the result as JSON (run, original_run, violation, deliveries_before/after, deliveries_before_violation, external_before/after, replays, seconds).") var json = false
 
     func validate() throws {
@@ -61,7 +62,12 @@ struct ShrinkCommand: ParsableCommand {
             options.timeLimit = timeLimit
             options.maxReplays = maxReplays
             let terminal = isatty(STDERR_FILENO) == 1
-            if terminal {
+            if verbose {
+                let t0 = Date()
+                options.progress = { line in
+                    FileHandle.standardError.write(Data((String(format: "%6.2f ", Date().timeIntervalSince(t0)) + line + "\n").utf8))
+                }
+            } else if terminal {
                 options.progress = { line in
                     FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
                 }
@@ -119,19 +125,23 @@ struct ShrinkCommand: ParsableCommand {
             print("  nodes           \(original.nodes) → \(result.configuration.nodes)")
             print("  \(result.replays) replays in \(String(format: "%.2f", result.seconds)) s"
                   + (result.budgetExhausted ? " (a budget ended it: this is the best result so far)" : ""))
-            // Replays per stage, summed over passes and both searches (first-seen order).
+            // Replays per stage, summed over passes and searches (first-seen order).
             var names: [String] = []
             var totals: [String: Int] = [:]
-            var second = 0
+            var later = 0
+            var searches = 1
             for stage in result.stages {
-                let prefix = "second search: "
-                let name = stage.name.hasPrefix(prefix) ? String(stage.name.dropFirst(prefix.count)) : stage.name
-                if stage.name.hasPrefix(prefix) { second += stage.replays }
+                var name = stage.name
+                if name.hasPrefix("search "), let colon = name.firstIndex(of: ":") {
+                    searches = max(searches, Int(name[name.index(name.startIndex, offsetBy: 7)..<colon]) ?? searches)
+                    name = String(name[name.index(colon, offsetBy: 2)...])
+                    later += stage.replays
+                }
                 if totals[name] == nil { names.append(name) }
                 totals[name, default: 0] += stage.replays
             }
             print("  replays by stage: " + names.map { "\($0) \(totals[$0] ?? 0)" }.joined(separator: ", ")
-                  + (second > 0 ? " (second search: \(second))" : ""))
+                  + (later > 0 ? " (\(searches) searches; after the first: \(later))" : ""))
             print("reproduce: \(repro)")
             if let report { print("bug report: \(report)") }
         }
