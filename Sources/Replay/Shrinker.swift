@@ -193,12 +193,14 @@ public final class Shrinker {
         /// Go round the external events stages again, before removing deliveries, while they
         /// make progress.
         var externalRounds: Bool
+        /// Pin the crashes that fire (`pinCrashes`).
+        var pinCrashes = false
     }
     private static let plans = [
         SearchPlan(shift: .nearWitnesses, externalFirst: true, tightCut: true, keyGroups: true, externalRounds: true),
+        SearchPlan(shift: .nearWitnesses, externalFirst: true, tightCut: true, keyGroups: true, externalRounds: true, pinCrashes: true),
         SearchPlan(shift: .nearWitnesses, externalFirst: false, tightCut: false, keyGroups: false, externalRounds: false),
         SearchPlan(shift: .everyTick, externalFirst: true, tightCut: true, keyGroups: true, externalRounds: true),
-        SearchPlan(shift: .everyTick, externalFirst: false, tightCut: false, keyGroups: false, externalRounds: false),
     ]
     private var plan = SearchPlan(shift: .nearWitnesses, externalFirst: true, tightCut: true, keyGroups: true, externalRounds: true)
     /// The current search's share of the budgets.
@@ -334,6 +336,7 @@ public final class Shrinker {
         // result wins (the first on a tie).
         func search() {
             run("causal past") { causalStage() }
+            if plan.pinCrashes { run("pin crashes") { pinCrashes() } }
             var pass = 0
             var externalPasses = 0
             while budgetLeft && pass < 8 {
@@ -351,7 +354,14 @@ public final class Shrinker {
                 }
                 run("external events") {
                     reduce(currentOutcome.external.ticks.map(\.ordinal)) { slice, i in i.skippedTicks += slice }
-                    reduce(currentOutcome.external.crashPoints.map(\.ordinal)) { slice, i in i.skippedCrashPoints += slice }
+                    if let pinned = current.interventions?.pinnedCrashes {
+                        reduce(pinned) { slice, i in
+                            let gone = Set(slice)
+                            i.pinnedCrashes = i.pinnedCrashes?.filter { !gone.contains($0) }
+                        }
+                    } else {
+                        reduce(currentOutcome.external.crashPoints.map(\.ordinal)) { slice, i in i.skippedCrashPoints += slice }
+                    }
                     if plan.keyGroups { operationsByKey() }
                     reduce(currentOutcome.external.operations.map(\.identity)) { slice, i in self.skip(slice, in: &i) }
                 }
@@ -460,7 +470,7 @@ public final class Shrinker {
 
     /// An external event of the current run, to leave out.
     private enum External: Equatable {
-        case tick(UInt64), crashPoint(UInt64), operation(UInt64)
+        case tick(UInt64), crashPoint(UInt64), operation(UInt64), pinnedCrash(Interventions.PinnedCrash)
     }
 
     private func leaveOut(_ items: [External], _ interventions: inout Interventions) {
@@ -468,6 +478,8 @@ public final class Shrinker {
             switch item {
             case .tick(let ordinal): interventions.skippedTicks.append(ordinal)
             case .crashPoint(let ordinal): interventions.skippedCrashPoints.append(ordinal)
+            case .pinnedCrash(let crash):
+                if let index = interventions.pinnedCrashes?.firstIndex(of: crash) { interventions.pinnedCrashes!.remove(at: index) }
             case .operation(let identity): skip([identity], in: &interventions)
             }
         }
@@ -480,8 +492,9 @@ public final class Shrinker {
     private func removePairs() {
         func items() -> [External] {
             let log = currentOutcome.external
-            return log.ticks.map { .tick($0.ordinal) } + log.crashPoints.map { .crashPoint($0.ordinal) }
-                + log.operations.map { .operation($0.identity) }
+            let crashes: [External] = current.interventions?.pinnedCrashes.map { $0.map { .pinnedCrash($0) } }
+                ?? log.crashPoints.map { .crashPoint($0.ordinal) }
+            return log.ticks.map { .tick($0.ordinal) } + crashes + log.operations.map { .operation($0.identity) }
         }
         var list = items()
         guard list.count > 2 && list.count <= 40 else { return }
@@ -589,7 +602,32 @@ public final class Shrinker {
         return attempt({ i in
             i.tickShift = newShift
             i.operationShifts = shifts
+            // Pinned crashes move with the run; those before its new start go.
+            i.pinnedCrashes = i.pinnedCrashes?.compactMap { crash in
+                crash.notBefore >= start
+                    ? Interventions.PinnedCrash(node: crash.node, notBefore: crash.notBefore - start, downFor: crash.downFor) : nil
+            }
         }, configure: { $0.durationNanoseconds = duration })
+    }
+
+    /// Turns the crash points that fire into pinned crashes (each at the first crash point its
+    /// node reaches from the time it fired) and stops the others from drawing: leaving out an
+    /// operation then no longer hands one crash point's draw to the next, which moved every later
+    /// crash.
+    private func pinCrashes() {
+        guard current.interventions?.pinnedCrashes == nil else { return }
+        let steps = currentOutcome.steps
+        var pinned: [Interventions.PinnedCrash] = []
+        for point in currentOutcome.external.crashPoints where Int(point.event) < steps.count {
+            let fired = steps[Int(point.event)]
+            // The node is down until its next restart (or the end of the run).
+            var downFor: UInt64 = 50_000_000
+            if let restart = steps[Int(point.event)...].first(where: { $0.kind == .restart && $0.node == fired.node }) {
+                downFor = max(1, restart.time - fired.time)
+            }
+            pinned.append(Interventions.PinnedCrash(node: fired.node, notBefore: fired.time, downFor: downFor))
+        }
+        attempt { i in i.pinnedCrashes = pinned }
     }
 
     /// Leaves out, in one step, every delivery, client operation and crash point that did not

@@ -211,8 +211,26 @@ public struct Interventions: Codable, Equatable, Sendable {
     /// For skipped operations: how long the left-out operation took, so its client waits as long
     /// before thinking about its next one and its later operations keep their time.
     public var operationPauses: [OperationPause] = []
+    /// When set, crash points no longer draw whether they fire: exactly these fire, each at the
+    /// first crash point its node reaches at or after its time (so a crash stays where it was
+    /// when other operations or messages are left out). Nil: crash points fire as drawn.
+    public var pinnedCrashes: [PinnedCrash]?
 
     public init() {}
+
+    public struct PinnedCrash: Codable, Equatable, Hashable, Sendable, Comparable {
+        public var node: UInt32
+        /// Virtual nanoseconds from the run's start.
+        public var notBefore: UInt64
+        /// How long the node stays down.
+        public var downFor: UInt64
+        public init(node: UInt32, notBefore: UInt64, downFor: UInt64) {
+            self.node = node
+            self.notBefore = notBefore
+            self.downFor = downFor
+        }
+        public static func < (a: Self, b: Self) -> Bool { (a.notBefore, a.node, a.downFor) < (b.notBefore, b.node, b.downFor) }
+    }
 
     public struct OperationPause: Codable, Equatable, Hashable, Sendable, Comparable {
         /// client << 32 | 1-based ordinal, as in `skippedOperations`.
@@ -228,7 +246,7 @@ public struct Interventions: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case skippedTicks, skippedCrashPoints, skippedOperations, droppedMessages, droppedGroups, tickShift, operationShifts
-        case operationPauses
+        case operationPauses, pinnedCrashes
     }
 
     public init(from decoder: Decoder) throws {
@@ -241,6 +259,7 @@ public struct Interventions: Codable, Equatable, Sendable {
         tickShift = try container.decodeIfPresent(UInt64.self, forKey: .tickShift) ?? 0
         operationShifts = try container.decodeIfPresent([UInt64].self, forKey: .operationShifts) ?? []
         operationPauses = try container.decodeIfPresent([OperationPause].self, forKey: .operationPauses) ?? []
+        pinnedCrashes = try container.decodeIfPresent([PinnedCrash].self, forKey: .pinnedCrashes)
     }
 
     /// Fields added after the first format are written only when set, so a run recorded before
@@ -255,6 +274,7 @@ public struct Interventions: Codable, Equatable, Sendable {
         try container.encode(tickShift, forKey: .tickShift)
         try container.encode(operationShifts, forKey: .operationShifts)
         if !operationPauses.isEmpty { try container.encode(operationPauses, forKey: .operationPauses) }
+        if let pinnedCrashes { try container.encode(pinnedCrashes, forKey: .pinnedCrashes) }
     }
 
     public struct DroppedMessage: Codable, Equatable, Hashable, Sendable, Comparable {
@@ -279,7 +299,7 @@ public struct Interventions: Codable, Equatable, Sendable {
 
     public var isEmpty: Bool {
         skippedTicks.isEmpty && skippedCrashPoints.isEmpty && skippedOperations.isEmpty && droppedMessages.isEmpty && droppedGroups.isEmpty
-            && tickShift == 0 && operationShifts.allSatisfy { $0 == 0 }
+            && tickShift == 0 && operationShifts.allSatisfy { $0 == 0 } && pinnedCrashes == nil
     }
 
     /// Sorted, without repeats, so equal interventions encode identically.
@@ -293,6 +313,7 @@ public struct Interventions: Codable, Equatable, Sendable {
         // One pause per skipped operation (the first recorded wins).
         var paused = Set<UInt64>()
         copy.operationPauses = operationPauses.filter { paused.insert($0.identity).inserted }.sorted()
+        copy.pinnedCrashes = pinnedCrashes?.sorted()
         return copy
     }
 }

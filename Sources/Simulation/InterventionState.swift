@@ -10,12 +10,15 @@ final class InterventionState {
     /// Skipped operation → how long it took where it was left out.
     let pauses: [UInt64: UInt64]
     var crashPoints: UInt64 = 0
+    /// Pinned crashes not yet fired, in time order (nil: crash points draw).
+    var pinnedCrashes: [Interventions.PinnedCrash]?
     var occurrences: [UInt64: UInt64] = [:]
     var log = ExternalEventLog()
 
     init(_ interventions: Interventions, clients: Int) {
         skippedTicks = Set(interventions.skippedTicks)
         skippedCrashPoints = Set(interventions.skippedCrashPoints)
+        pinnedCrashes = interventions.pinnedCrashes?.sorted()
         skippedOperations = Set(interventions.skippedOperations)
         droppedMessages = Set(interventions.droppedMessages)
         droppedGroups = Set(interventions.droppedGroups)

@@ -519,6 +519,16 @@ extension Simulator {
         let touched = slots.filter { !$0.up || $0.paused }.count
         guard touched < blastRadius else { return }
         interventions?.crashPoints += 1
+        if let interventions, let pinned = interventions.pinnedCrashes {
+            // Pinned: the node's earliest due crash fires here; nothing is drawn.
+            guard let index = pinned.firstIndex(where: { $0.node == node && $0.notBefore <= time }) else { return }
+            slot.pinnedDownFor = pinned[index].downFor
+            interventions.pinnedCrashes!.remove(at: index)
+            interventions.log.crashPoints.append((interventions.crashPoints, eventCount))
+            slot.crashing = true
+            emit(.log, node: node, payload: Array("crash point".utf8))
+            return
+        }
         guard decide(stream: DecisionStream.nemesis, tag: DecisionTag.crashPoint, below: 4) == 0 else { return }
         if let interventions {
             if interventions.skippedCrashPoints.contains(interventions.crashPoints) { return }
@@ -538,7 +548,13 @@ extension Simulator {
         crash(node, torn: false)
         statistics.faultsInjected += 1
         nemesis.active.append(fault)
-        let restartAfter = (1 + decide(stream: DecisionStream.nemesis, tag: DecisionTag.crashPointRestart, below: 50)) * 1_000_000
+        let restartAfter: UInt64
+        if let downFor = slot.pinnedDownFor {
+            slot.pinnedDownFor = nil
+            restartAfter = max(1, downFor)
+        } else {
+            restartAfter = (1 + decide(stream: DecisionStream.nemesis, tag: DecisionTag.crashPointRestart, below: 50)) * 1_000_000
+        }
         queue.push(time: min(time + restartAfter, configuration.durationNanoseconds), kind: .heal, b: fault.id)
     }
 }

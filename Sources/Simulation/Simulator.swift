@@ -80,6 +80,8 @@ public final class Simulator {
         /// A crash point fired in the running handler: the node is dead from that point on, so
         /// nothing more it does reaches the world, and it crashes when the handler returns.
         var crashing = false
+        /// For a pinned crash that fired: how long the node stays down.
+        var pinnedDownFor: UInt64?
         init(disk: SimulatedDisk) { self.disk = disk }
     }
     var slots: [NodeSlot] = []
