@@ -346,6 +346,41 @@ final class CrashPointTests: XCTestCase {
         XCTAssertEqual(sent, 100 - crashes, "a handler that hit a firing crash point sends nothing after it")
     }
 
+    func testPinnedCrashesFireAtTheFirstCrashPointFromTheirTimeAndDrawNothing() throws {
+        var configuration = probeConfiguration()
+        configuration.nemesis.suite = .nodes
+        configuration.nemesis.failureRate = .never
+        var interventions = Interventions()
+        interventions.pinnedCrashes = [Interventions.PinnedCrash(node: 1, notBefore: 1_000_000_000, downFor: 30_000_000),
+                                       Interventions.PinnedCrash(node: 2, notBefore: 500_000_000, downFor: 7_000_000)]
+        configuration.interventions = interventions
+        let harness = try ProbeHarness(configuration, record: true)
+        for _ in 0..<40 {
+            for node: NodeID in [1, 2, 3] {
+                _ = harness.simulator.withContext(of: node) { _, context in context.crashPoint() }
+            }
+            harness.advance(milliseconds: 60)
+        }
+        let events = try harness.finishAndReadTrace()
+        let crashes = events.filter { $0.kind == .crash }
+        XCTAssertEqual(crashes.map(\.node).sorted(), [1, 2], "each pinned crash fires once, on its node only")
+        for (node, notBefore, downFor) in [(UInt32(1), UInt64(1_000_000_000), UInt64(30_000_000)), (2, 500_000_000, 7_000_000)] {
+            let crash = try XCTUnwrap(crashes.first { $0.node == node })
+            XCTAssertGreaterThanOrEqual(crash.time, notBefore)
+            XCTAssertLessThan(crash.time, notBefore + 60_000_000, "at the first crash point from its time")
+            let restart = try XCTUnwrap(events.first { $0.kind == .restart && $0.node == node })
+            XCTAssertEqual(restart.time - crash.time, downFor)
+        }
+        XCTAssertFalse(events.contains { $0.kind == .decision && $0.node == DecisionStream.nemesis
+                && ($0.peer == DecisionTag.crashPoint || $0.peer == DecisionTag.crashPointRestart) },
+                       "pinned crash points draw nothing")
+        // Configurations without pinned crashes encode as before (no key), with them round-trip.
+        let plain = String(decoding: try JSONCoding.encoder.encode(Interventions()), as: UTF8.self)
+        XCTAssertFalse(plain.contains("pinnedCrashes"))
+        let decoded = try JSONDecoder().decode(Interventions.self, from: JSONCoding.encoder.encode(interventions))
+        XCTAssertEqual(decoded, interventions)
+    }
+
     func testCrashPointsNeverFireWithoutCrashFaults() throws {
         var configuration = probeConfiguration()
         configuration.nemesis.suite = .network
