@@ -201,6 +201,7 @@ public final class Shrinker {
         SearchPlan(shift: .nearWitnesses, externalFirst: true, tightCut: true, keyGroups: true, externalRounds: true, pinCrashes: true),
         SearchPlan(shift: .nearWitnesses, externalFirst: false, tightCut: false, keyGroups: false, externalRounds: false),
         SearchPlan(shift: .everyTick, externalFirst: true, tightCut: true, keyGroups: true, externalRounds: true),
+        SearchPlan(shift: .everyTick, externalFirst: false, tightCut: false, keyGroups: false, externalRounds: false),
     ]
     private var plan = SearchPlan(shift: .nearWitnesses, externalFirst: true, tightCut: true, keyGroups: true, externalRounds: true)
     /// The current search's share of the budgets.
@@ -402,7 +403,7 @@ public final class Shrinker {
         }
         let startConfiguration = current!
         let startOutcome = currentOutcome!
-        var best: (configuration: SimulationConfiguration, outcome: Outcome, exhausted: Bool)?
+        var best: (configuration: SimulationConfiguration, outcome: Outcome)?
         for (index, plan) in Self.plans.enumerated() {
             searchMaxReplays = Int.max
             searchDeadline = .distantFuture
@@ -421,7 +422,7 @@ public final class Shrinker {
             search()
             // The smallest: fewest external events, then fewest events in all.
             if best == nil || !best!.outcome.isSmaller(than: currentOutcome, externalFirst: true) {
-                best = (current, currentOutcome, exhausted)
+                best = (current, currentOutcome)
             }
         }
         searchMaxReplays = Int.max
@@ -429,7 +430,6 @@ public final class Shrinker {
         if let best {
             current = best.configuration
             currentOutcome = best.outcome
-            exhausted = best.exhausted
         }
 
         return ShrinkResult(originalRun: replayer.info.id, violation: currentOutcome.violation ?? target, configuration: current,
