@@ -388,9 +388,20 @@ public final class Shrinker {
                 run("liveness") {
                     // A shorter liveness phase, for violations judged after it (convergence) — not
                     // for a liveness violation, whose claim is that bound.
+                    // With a planted bug, the shorter phase must still be long enough for the
+                    // system without it to pass: a phase too short to converge in fails any
+                    // system and proves nothing.
                     while target.checker != "liveness" && current.livenessNanoseconds >= 200_000_000 && budgetLeft {
                         let liveness = current.livenessNanoseconds / 2 / 1_000_000 * 1_000_000
+                        let before = (current!, currentOutcome!)
                         if !attempt({ _ in }, configure: { $0.livenessNanoseconds = liveness }) { break }
+                        if current.bug != nil {
+                            if !passesWithoutBug(current) {
+                                (current, currentOutcome) = before
+                                report()
+                                break
+                            }
+                        }
                     }
                 }
                 run("nodes") {
@@ -677,6 +688,31 @@ public final class Shrinker {
                 attempt { i in skip(operations, in: &i); i.skippedCrashPoints += crashPoints }
             }
         }
+    }
+
+    /// Whether `configuration`, recorded as the shrunk run would be and replayed tolerantly with
+    /// its planted bug switched off, passes (as the regression traces are checked). Unknown
+    /// (a scratch store that cannot be made) counts as passing.
+    private func passesWithoutBug(_ configuration: SimulationConfiguration) -> Bool {
+        replays += 2
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("chaostrace-shrink-\(getpid()).trace").path
+        defer {
+            try? FileManager.default.removeItem(atPath: path)
+            try? FileManager.default.removeItem(atPath: path + "-lock")
+        }
+        guard let store = try? TraceStore(path: path),
+              let json = try? JSONCoding.encoder.encode(configuration),
+              let recorder = try? store.beginRun(seed: configuration.seed, configuration: String(decoding: json, as: UTF8.self),
+                                                 toolVersion: "shrink")
+        else { return true }
+        let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: recorder)
+        _ = replayer.attachTolerantFeed(to: simulator)
+        _ = simulator.run()
+        var fixed = configuration
+        fixed.bug = nil
+        guard let replayer = try? Replayer(store: store, run: recorder.runID),
+              let report = try? replayer.replay(system: makeSystem(fixed), configuration: fixed, mode: .tolerant) else { return true }
+        return report.violation == nil
     }
 
     /// Records the shrunk run in `store`, linked to the original; returns its id.
