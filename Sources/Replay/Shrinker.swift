@@ -40,7 +40,8 @@ public struct ShrinkResult {
 /// Stages: everything outside the violation's causal past; delta debugging of the external events
 /// (faults, crash points, client operations); message groups sharing a logical clock (type and
 /// key: a term, a view, a round); single deliveries; fewer nodes. The stages repeat while they
-/// make progress. Every step is a deterministic function of the recording, so the same run shrinks
+/// make progress, in several searches that differ in what a step must achieve and what they try
+/// (`SearchPlan`); the smallest result wins. Every step is a deterministic function of the recording, so the same run shrinks
 /// to the same result (unless the time limit cuts it short).
 public final class Shrinker {
     let replayer: Replayer
