@@ -109,6 +109,7 @@ public final class Shrinker {
     func execute(_ configuration: SimulationConfiguration) -> Outcome {
         replays += 1
         let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: nil)
+        simulator.configurationInRunStart = false
         simulator.trackExternalEvents()
         let feed = replayer.makeTolerantFeed()
         simulator.setDecisionFeed(feed)

@@ -301,9 +301,18 @@ public final class Simulator {
     /// Whether the run has stopped (a violation, a budget, the end).
     public var isStopped: Bool { stopped }
 
+    /// Whether the run-start event carries the configuration as JSON (as every recorded run's
+    /// does). A shrinker's candidate runs, never recorded and judged only by their events, leave it
+    /// out: with thousands of interventions, encoding it took a third of each candidate's time.
+    public var configurationInRunStart = true
+
     private func start() {
-        let configurationJSON = (try? String(decoding: JSONCoding.encoder.encode(configuration), as: UTF8.self)) ?? "{}"
-        emit(.runStart, node: UInt32(nodeCount), id: configuration.seed, payload: Array(configurationJSON.utf8))
+        if configurationInRunStart || unmanagedRecorder != nil {
+            let configurationJSON = (try? String(decoding: JSONCoding.encoder.encode(configuration), as: UTF8.self)) ?? "{}"
+            emit(.runStart, node: UInt32(nodeCount), id: configuration.seed, payload: Array(configurationJSON.utf8))
+        } else {
+            emit(.runStart, node: UInt32(nodeCount), id: configuration.seed)
+        }
         checkers = system.makeCheckers()
         stepCheckers = checkers.filter(\.checksEveryStep)
         for id in 0..<nodeCount {
