@@ -184,28 +184,24 @@ public final class Shrinker {
     /// several and keeps the smallest.
     private struct SearchPlan {
         var shift: ShiftStrategy
-        /// Accept a step that leaves out external events even when more deliveries follow
-        /// (a counterexample is read by its faults and operations first; the deliveries shrink
-        /// after); otherwise a step must make the run no larger in all.
+        /// Aim at external events first: accept a step that leaves some out even when more
+        /// deliveries follow (a counterexample is read by its faults and operations first; the
+        /// deliveries shrink after), try ending the run right after the witnesses, leave out whole
+        /// keys' operations before single ones, and go round the external events stages again,
+        /// before removing deliveries, while they make progress. Otherwise every step must make the
+        /// run no larger in all.
         var externalFirst: Bool
-        /// Try ending the run right after the witnesses before ending it a little later.
-        var tightCut: Bool
-        /// Leave out whole keys' operations before single ones.
-        var keyGroups: Bool
-        /// Go round the external events stages again, before removing deliveries, while they
-        /// make progress.
-        var externalRounds: Bool
         /// Pin the crashes that fire (`pinCrashes`).
         var pinCrashes = false
     }
     private static let plans = [
-        SearchPlan(shift: .nearWitnesses, externalFirst: true, tightCut: true, keyGroups: true, externalRounds: true),
-        SearchPlan(shift: .nearWitnesses, externalFirst: true, tightCut: true, keyGroups: true, externalRounds: true, pinCrashes: true),
-        SearchPlan(shift: .nearWitnesses, externalFirst: false, tightCut: false, keyGroups: false, externalRounds: false),
-        SearchPlan(shift: .everyTick, externalFirst: true, tightCut: true, keyGroups: true, externalRounds: true),
-        SearchPlan(shift: .everyTick, externalFirst: false, tightCut: false, keyGroups: false, externalRounds: false),
+        SearchPlan(shift: .nearWitnesses, externalFirst: true),
+        SearchPlan(shift: .nearWitnesses, externalFirst: true, pinCrashes: true),
+        SearchPlan(shift: .nearWitnesses, externalFirst: false),
+        SearchPlan(shift: .everyTick, externalFirst: true),
+        SearchPlan(shift: .everyTick, externalFirst: false),
     ]
-    private var plan = SearchPlan(shift: .nearWitnesses, externalFirst: true, tightCut: true, keyGroups: true, externalRounds: true)
+    private var plan = plans[0]
     /// The current search's share of the budgets.
     private var searchDeadline: Date = .distantFuture
     private var searchMaxReplays = Int.max
@@ -365,7 +361,7 @@ public final class Shrinker {
                     } else {
                         reduce(currentOutcome.external.crashPoints.map(\.ordinal)) { slice, i in i.skippedCrashPoints += slice }
                     }
-                    if plan.keyGroups { operationsByKey() }
+                    if plan.externalFirst { operationsByKey() }
                     reduce(currentOutcome.external.operations.map(\.identity)) { slice, i in self.skip(slice, in: &i) }
                 }
                 run("external pairs") { removePairs() }
@@ -373,7 +369,7 @@ public final class Shrinker {
                 // Removing deliveries one by one is the dearest stage: while the external events
                 // still shrink, go round them again first (each removal also takes its
                 // deliveries along).
-                if plan.externalRounds && currentOutcome.externalCount < externalBefore && externalPasses < 8 {
+                if plan.externalFirst && currentOutcome.externalCount < externalBefore && externalPasses < 8 {
                     externalPasses += 1
                     continue
                 }
@@ -590,7 +586,7 @@ public final class Shrinker {
         // Right after the witnesses (a check made at the end of the run, such as
         // linearizability, usually still fails there, and every heartbeat after them is gone),
         // else a little later.
-        let tight: [UInt64] = plan.tightCut ? [witness / 1_000_000 * 1_000_000 + 1_000_000] : []
+        let tight: [UInt64] = plan.externalFirst ? [witness / 1_000_000 * 1_000_000 + 1_000_000] : []
         for cut in tight + [(witness + witness / 4 + 500_000_000) / 1_000_000 * 1_000_000]
             where cut < current.durationNanoseconds && budgetLeft {
             if attempt({ _ in }, configure: { $0.durationNanoseconds = cut }) { return }
@@ -703,32 +699,32 @@ public final class Shrinker {
             try? FileManager.default.removeItem(atPath: path + "-lock")
         }
         guard let store = try? TraceStore(path: path),
-              let json = try? JSONCoding.encoder.encode(configuration),
-              let recorder = try? store.beginRun(seed: configuration.seed, configuration: String(decoding: json, as: UTF8.self),
-                                                 toolVersion: "shrink")
-        else { return true }
-        let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: recorder)
-        _ = replayer.attachTolerantFeed(to: simulator)
-        _ = simulator.run()
+              let (run, _) = try? recordRun(configuration, into: store, toolVersion: "shrink") else { return true }
         var fixed = configuration
         fixed.bug = nil
-        guard let replayer = try? Replayer(store: store, run: recorder.runID),
+        guard let replayer = try? Replayer(store: store, run: run),
               let report = try? replayer.replay(system: makeSystem(fixed), configuration: fixed, mode: .tolerant) else { return true }
         return report.violation == nil
     }
 
     /// Records the shrunk run in `store`, linked to the original; returns its id.
     public func record(_ result: ShrinkResult, into store: TraceStore, toolVersion: String) throws -> UInt64 {
-        let configuration = result.configuration
-        let json = String(decoding: try JSONCoding.encoder.encode(configuration), as: UTF8.self)
-        let recorder = try store.beginRun(seed: configuration.seed, configuration: json, toolVersion: toolVersion, parentRun: result.originalRun)
-        let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: recorder)
-        _ = replayer.attachTolerantFeed(to: simulator)
-        let outcome = simulator.run()
+        let (run, outcome) = try recordRun(result.configuration, into: store, toolVersion: toolVersion, parentRun: result.originalRun)
         guard let violation = outcome.violation, violation.checker == target.checker, violation.kind == target.kind else {
             throw ShrinkError.notReproduced(run: replayer.info.id, found: outcome.violation)
         }
-        return recorder.runID
+        return run
+    }
+
+    /// Executes `configuration` against the recording's decisions (tolerantly matched) and
+    /// records it in `store`; returns the new run's id and its result.
+    private func recordRun(_ configuration: SimulationConfiguration, into store: TraceStore, toolVersion: String,
+                           parentRun: UInt64? = nil) throws -> (UInt64, SimulationResult) {
+        let json = String(decoding: try JSONCoding.encoder.encode(configuration), as: UTF8.self)
+        let recorder = try store.beginRun(seed: configuration.seed, configuration: json, toolVersion: toolVersion, parentRun: parentRun)
+        let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: recorder)
+        _ = replayer.attachTolerantFeed(to: simulator)
+        return (recorder.runID, simulator.run())
     }
 }
 
