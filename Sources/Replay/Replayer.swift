@@ -215,7 +215,7 @@ public final class Replayer {
     /// Drives `simulator` with this recording's decisions matched tolerantly: the feed learns
     /// each message as it is sent, so network decisions follow their message.
     func attachTolerantFeed(to simulator: Simulator) -> TolerantFeed {
-        let feed = makeTolerantFeed()
+        let feed = makeTolerantFeed(for: simulator)
         simulator.setDecisionFeed(feed)
         simulator.observer = { kind, _, node, peer, _, payload in
             if kind == .send, let message = Message.decode(Array(payload)) {
@@ -228,9 +228,16 @@ public final class Replayer {
     }
 
     /// A feed that matches this recording's decisions to a changed execution.
-    func makeTolerantFeed() -> TolerantFeed {
-        TolerantFeed(decisions, messages: decisionMessages, operations: decisionOperations,
-                     tickShift: configuration.interventions?.tickShift ?? 0)
+    func makeTolerantFeed(for simulator: Simulator) -> TolerantFeed {
+        let feed = TolerantFeed(decisions, messages: decisionMessages, operations: decisionOperations,
+                                tickShift: configuration.interventions?.tickShift ?? 0)
+        // A run that starts later in the recording than the recording did runs that much earlier
+        // on its own clock.
+        let recorded = Int64(configuration.interventions?.tickShift ?? 0)
+        let shift = Int64(simulator.configuration.interventions?.tickShift ?? 0)
+        feed.timeOffset = (shift - recorded) * Int64(simulator.configuration.nemesis.tickNanoseconds)
+        feed.clock = { [unowned simulator] in simulator.time }
+        return feed
     }
 
     static func describe(_ number: UInt64, _ event: Event) -> String {
@@ -271,7 +278,7 @@ final class StrictFeed: DecisionFeed {
 /// recording lacks is drawn afresh.
 public final class TolerantFeed: DecisionFeed {
     private var byMessage: [UInt64: [(tag: UInt32, value: UInt64)]] = [:]
-    private var byStream: [UInt64: [UInt64]] = [:]
+    private var byStream: [UInt64: [(time: UInt64, value: UInt64)]] = [:]
     private var streamPositions: [UInt64: Int] = [:]
     /// Per recorded nemesis tick: its inject decision, then the choices of its fault.
     private var ticks: [[(tag: UInt32, value: UInt64)]] = []
@@ -282,6 +289,15 @@ public final class TolerantFeed: DecisionFeed {
     private var operationDecisions: [(tag: UInt32, value: UInt64)] = []
     private var inOperation = false
     public var currentMessage: UInt64?
+    /// The execution's clock and how far its times lie before the recording's (a run that starts
+    /// later in the recording). With a clock, the nodes' own random streams are matched by time: a
+    /// draw takes the node's first unused recorded draw not earlier than itself. A node redraws its
+    /// election timeout on every heartbeat, so one heartbeat more or fewer early on (an operation
+    /// left out) would otherwise hand every later draw its neighbour's value and change who wins
+    /// every later election; matched by time, the timeout drawn at a moment is the one recorded
+    /// then. (Tried for the crash-point and other global streams too: worse counterexamples.)
+    public var clock: (() -> UInt64)?
+    public var timeOffset: Int64 = 0
     public private(set) var matched = 0
     public private(set) var new = 0
     private var total = 0
@@ -298,7 +314,7 @@ public final class TolerantFeed: DecisionFeed {
             } else if index < operations.count, let operation = operations[index] {
                 byOperation[operation, default: []].append((decision.peer, decision.id))
             } else {
-                byStream[UInt64(decision.node) << 32 | UInt64(decision.peer), default: []].append(decision.id)
+                byStream[UInt64(decision.node) << 32 | UInt64(decision.peer), default: []].append((decision.time, decision.id))
             }
         }
     }
@@ -337,10 +353,16 @@ public final class TolerantFeed: DecisionFeed {
             value = take(&operationDecisions, tag: tag, bound: bound)
         } else {
             let key = UInt64(stream) << 32 | UInt64(tag)
-            let position = streamPositions[key, default: 0]
-            if let queue = byStream[key], position < queue.count {
-                streamPositions[key] = position + 1
-                if queue[position] < bound { value = queue[position] }
+            var position = streamPositions[key, default: 0]
+            if let queue = byStream[key] {
+                if let clock, stream >= DecisionStream.firstNode {
+                    let now = UInt64(max(0, Int64(clock()) + timeOffset))
+                    while position < queue.count && queue[position].time < now { position += 1 }
+                }
+                if position < queue.count {
+                    streamPositions[key] = position + 1
+                    if queue[position].value < bound { value = queue[position].value }
+                }
             }
         }
         if let value {

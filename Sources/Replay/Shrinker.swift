@@ -111,7 +111,7 @@ public final class Shrinker {
         let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: nil)
         simulator.configurationInRunStart = false
         simulator.trackExternalEvents()
-        let feed = replayer.makeTolerantFeed()
+        let feed = replayer.makeTolerantFeed(for: simulator)
         simulator.setDecisionFeed(feed)
         var outcome = Outcome()
         // Message id → (send event, fingerprint, occurrence, group).
