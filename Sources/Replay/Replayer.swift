@@ -63,6 +63,9 @@ public final class Replayer {
         var operations: [UInt64?] = []
         var pendingWorkload: [Int] = []
         var ordinals: [UInt64] = []
+        // Operations a shrunk run left out: they drew their workload decisions but were never invoked.
+        var skipped = Set<UInt64>()
+        var skippedGroups: UInt64 = 0
         try reader.forEach { _, event in
             switch event.kind {
             case .runStart:
@@ -71,16 +74,29 @@ public final class Replayer {
                 for (client, shift) in (configuration?.interventions?.operationShifts ?? []).enumerated() where client < ordinals.count {
                     ordinals[client] = shift
                 }
+                skipped = Set(configuration?.interventions?.skippedOperations ?? [])
             case .decision:
                 decisions.append(event.materialize())
                 messages.append(event.node == DecisionStream.network ? lastSend : nil)
                 operations.append(nil)
-                if event.node == DecisionStream.workload { pendingWorkload.append(decisions.count - 1) }
+                if event.node == DecisionStream.workload {
+                    // An operation's target is its last draw: draws that follow one with no
+                    // invocation between belong to the next operation, and the finished one was
+                    // left out (its draws go, in order, to the operations left out on replay).
+                    if let last = pendingWorkload.last, decisions[last].peer == DecisionTag.workloadTarget {
+                        for index in pendingWorkload { operations[index] = TolerantFeed.leftOut(skippedGroups) }
+                        skippedGroups += 1
+                        pendingWorkload.removeAll()
+                    }
+                    pendingWorkload.append(decisions.count - 1)
+                }
             case .clientInvoke:
-                // The workload decisions since the last invocation were drawn for this operation.
+                // The workload decisions since the last invocation were drawn for this operation;
+                // its ordinal passes over the client's operations that were left out.
                 let client = Int(event.node)
                 if client < ordinals.count {
                     ordinals[client] += 1
+                    while skipped.contains(UInt64(client) << 32 | ordinals[client]) { ordinals[client] += 1 }
                     for index in pendingWorkload { operations[index] = UInt64(client) << 32 | ordinals[client] }
                 }
                 pendingWorkload.removeAll()
@@ -96,6 +112,10 @@ public final class Replayer {
                 lastSend = nil
             }
             return true
+        }
+        // The last operation was left out too when its draws end the recording uninvoked.
+        if let last = pendingWorkload.last, decisions[last].peer == DecisionTag.workloadTarget {
+            for index in pendingWorkload { operations[index] = TolerantFeed.leftOut(skippedGroups) }
         }
         guard let configuration else {
             throw TraceStoreError.corruptRun(path: store.path, run: run, reason: "it has no simulation configuration at its start, so it cannot be replayed")
@@ -231,6 +251,7 @@ public final class Replayer {
     func makeTolerantFeed(for simulator: Simulator) -> TolerantFeed {
         let feed = TolerantFeed(decisions, messages: decisionMessages, operations: decisionOperations,
                                 tickShift: configuration.interventions?.tickShift ?? 0)
+        feed.leftOutOperations = Set(configuration.interventions?.skippedOperations ?? [])
         // A run that starts later in the recording than the recording did runs that much earlier
         // on its own clock.
         let recorded = Int64(configuration.interventions?.tickShift ?? 0)
@@ -329,9 +350,22 @@ public final class TolerantFeed: DecisionFeed {
         tickDecisions = index >= 0 && index < ticks.count ? ticks[index] : []
     }
 
+    /// The recording's operations that were left out: they drew their decisions but left no
+    /// invocation to name them, so they are handed out in order to the operations left out now.
+    var leftOutOperations = Set<UInt64>()
+    private var leftOutSeen: UInt64 = 0
+
+    /// The stand-in identity of the recording's `number`th left-out operation.
+    static func leftOut(_ number: UInt64) -> UInt64 { UInt64.max - number }
+
     public func beginOperation(_ identity: UInt64) {
         inOperation = !byOperation.isEmpty
-        operationDecisions = byOperation[identity] ?? []
+        var key = identity
+        if leftOutOperations.contains(identity) {
+            key = Self.leftOut(leftOutSeen)
+            leftOutSeen += 1
+        }
+        operationDecisions = byOperation[key] ?? []
     }
 
     private func take(_ list: inout [(tag: UInt32, value: UInt64)], tag: UInt32, bound: UInt64) -> UInt64? {

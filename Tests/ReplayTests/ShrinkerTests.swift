@@ -124,6 +124,12 @@ final class RegressionTraceTests: XCTestCase {
             let report = try replayer.replay(system: system.init(configuration: configuration))
             XCTAssertTrue(report.identical, "\(bug): \(String(describing: report.firstDivergence))")
             XCTAssertTrue(report.violationReproduced, "\(bug) reproduces")
+            // Unchanged code, matched tolerantly: every recorded decision finds its draw, those of
+            // the operations the shrink left out too (they leave no invocation to name them).
+            let tolerant = try replayer.replay(system: system.init(configuration: configuration), configuration: configuration, mode: .tolerant)
+            XCTAssertTrue(tolerant.identical, "\(bug): tolerant self-replay \(tolerant.matched) matched, \(tolerant.missing) missing, \(tolerant.new) new")
+            XCTAssertEqual(tolerant.missing, 0, bug)
+            XCTAssertTrue(tolerant.violationReproduced, "\(bug) reproduces tolerantly")
             var fixed = configuration
             fixed.bug = nil
             let without = try replayer.replay(system: system.init(configuration: fixed), configuration: fixed, mode: .tolerant)
