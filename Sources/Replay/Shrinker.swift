@@ -374,6 +374,7 @@ public final class Shrinker {
                     continue
                 }
                 pass += 1
+                run("isolate nodes") { isolateNodes() }
                 run("message groups") {
                     var seen = Set<Interventions.MessageGroup>()
                     var groups: [Interventions.MessageGroup] = []
@@ -474,6 +475,24 @@ public final class Shrinker {
             let keys = Set(slice)
             self.skip(self.currentOutcome.external.operations.map(\.identity).filter { self.currentOutcome.keys[$0].map(keys.contains) ?? false },
                       in: &i)
+        }
+    }
+
+    /// Cuts off, one at a time, the nodes the counterexample can do without: every message to and
+    /// from such a node is lost, so all of its traffic goes at once (a follower's heartbeats and
+    /// replies; removed one by one, each lost heartbeat would only start an election). The nodes
+    /// with the least traffic go first.
+    private func isolateNodes() {
+        var traffic = [Int](repeating: 0, count: current.nodes)
+        for delivery in currentOutcome.deliveries {
+            if Int(delivery.source) < traffic.count { traffic[Int(delivery.source)] += 1 }
+            if Int(delivery.target) < traffic.count { traffic[Int(delivery.target)] += 1 }
+        }
+        let isolated = Set(current.interventions?.isolatedNodes ?? [])
+        let order = (0..<current.nodes).filter { !isolated.contains(UInt32($0)) && traffic[$0] > 0 }
+            .sorted { (traffic[$0], $0) < (traffic[$1], $1) }
+        for node in order where budgetLeft {
+            attempt { i in i.isolatedNodes.append(UInt32(node)) }
         }
     }
 

@@ -215,6 +215,9 @@ public struct Interventions: Codable, Equatable, Sendable {
     /// first crash point its node reaches at or after its time (so a crash stays where it was
     /// when other operations or messages are left out). Nil: crash points fire as drawn.
     public var pinnedCrashes: [PinnedCrash]?
+    /// Nodes every message to and from is lost, for the whole run before the liveness phase:
+    /// the nodes a counterexample does not need, cut off so their traffic is gone.
+    public var isolatedNodes: [UInt32] = []
 
     public init() {}
 
@@ -246,7 +249,7 @@ public struct Interventions: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case skippedTicks, skippedCrashPoints, skippedOperations, droppedMessages, droppedGroups, tickShift, operationShifts
-        case operationPauses, pinnedCrashes
+        case operationPauses, pinnedCrashes, isolatedNodes
     }
 
     public init(from decoder: Decoder) throws {
@@ -260,6 +263,7 @@ public struct Interventions: Codable, Equatable, Sendable {
         operationShifts = try container.decodeIfPresent([UInt64].self, forKey: .operationShifts) ?? []
         operationPauses = try container.decodeIfPresent([OperationPause].self, forKey: .operationPauses) ?? []
         pinnedCrashes = try container.decodeIfPresent([PinnedCrash].self, forKey: .pinnedCrashes)
+        isolatedNodes = try container.decodeIfPresent([UInt32].self, forKey: .isolatedNodes) ?? []
     }
 
     /// Fields added after the first format are written only when set, so a run recorded before
@@ -275,6 +279,7 @@ public struct Interventions: Codable, Equatable, Sendable {
         try container.encode(operationShifts, forKey: .operationShifts)
         if !operationPauses.isEmpty { try container.encode(operationPauses, forKey: .operationPauses) }
         if let pinnedCrashes { try container.encode(pinnedCrashes, forKey: .pinnedCrashes) }
+        if !isolatedNodes.isEmpty { try container.encode(isolatedNodes, forKey: .isolatedNodes) }
     }
 
     public struct DroppedMessage: Codable, Equatable, Hashable, Sendable, Comparable {
@@ -299,7 +304,7 @@ public struct Interventions: Codable, Equatable, Sendable {
 
     public var isEmpty: Bool {
         skippedTicks.isEmpty && skippedCrashPoints.isEmpty && skippedOperations.isEmpty && droppedMessages.isEmpty && droppedGroups.isEmpty
-            && tickShift == 0 && operationShifts.allSatisfy { $0 == 0 } && pinnedCrashes == nil
+            && tickShift == 0 && operationShifts.allSatisfy { $0 == 0 } && pinnedCrashes == nil && isolatedNodes.isEmpty
     }
 
     /// Sorted, without repeats, so equal interventions encode identically.
@@ -314,6 +319,7 @@ public struct Interventions: Codable, Equatable, Sendable {
         var paused = Set<UInt64>()
         copy.operationPauses = operationPauses.filter { paused.insert($0.identity).inserted }.sorted()
         copy.pinnedCrashes = pinnedCrashes?.sorted()
+        copy.isolatedNodes = Array(Set(isolatedNodes)).sorted()
         return copy
     }
 }

@@ -7,6 +7,8 @@ final class InterventionState {
     let skippedOperations: Set<UInt64>
     let droppedMessages: Set<Interventions.DroppedMessage>
     let droppedGroups: Set<Interventions.MessageGroup>
+    /// Per node: whether it is isolated (empty when none is).
+    let isolated: [Bool]
     /// Skipped operation → how long it took where it was left out.
     let pauses: [UInt64: UInt64]
     var crashPoints: UInt64 = 0
@@ -22,6 +24,13 @@ final class InterventionState {
         skippedOperations = Set(interventions.skippedOperations)
         droppedMessages = Set(interventions.droppedMessages)
         droppedGroups = Set(interventions.droppedGroups)
+        if let highest = interventions.isolatedNodes.max() {
+            var isolated = [Bool](repeating: false, count: Int(highest) + 1)
+            for node in interventions.isolatedNodes { isolated[Int(node)] = true }
+            self.isolated = isolated
+        } else {
+            isolated = []
+        }
         var pauses: [UInt64: UInt64] = [:]
         for pause in interventions.operationPauses where pauses[pause.identity] == nil { pauses[pause.identity] = pause.nanoseconds }
         self.pauses = pauses
@@ -31,11 +40,12 @@ final class InterventionState {
     /// nothing is dropped: every fault heals there, the shrinker's removals too, so checks that
     /// rely on a healed network stay meaningful.
     func dropsSend(_ message: Message, from source: NodeID, to target: NodeID, healed: Bool) -> Bool {
-        guard !droppedGroups.isEmpty || !droppedMessages.isEmpty else { return false }
+        guard !droppedGroups.isEmpty || !droppedMessages.isEmpty || !isolated.isEmpty else { return false }
         let fingerprint = message.fingerprint(source: source, target: target)
         let occurrence = occurrences[fingerprint, default: 0] + 1
         occurrences[fingerprint] = occurrence
         if healed { return false }
+        if (Int(source) < isolated.count && isolated[Int(source)]) || (Int(target) < isolated.count && isolated[Int(target)]) { return true }
         if !droppedGroups.isEmpty && droppedGroups.contains(Interventions.MessageGroup(type: message.type, key: message.key)) { return true }
         return !droppedMessages.isEmpty && droppedMessages.contains(Interventions.DroppedMessage(fingerprint: fingerprint, occurrence: occurrence))
     }

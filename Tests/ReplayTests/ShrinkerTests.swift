@@ -94,6 +94,19 @@ final class ShrinkerTests: StoreTestCase {
         let delivered = Set(silenced.filter { $0.kind == .deliver }.map(\.id))
         XCTAssertTrue(votesOfTerm1.allSatisfy { !delivered.contains($0.id) }, "no RequestVote of term 1 arrives")
         XCTAssertTrue(silenced.contains { $0.kind == .drop && String(decoding: $0.payload, as: UTF8.self) == "removed" })
+
+        var cutOff = Interventions()
+        cutOff.isolatedNodes = [2]
+        let isolated = run(cutOff)
+        let touchingNode2 = Set(isolated.filter { $0.kind == .send && ($0.node == 2 || $0.peer == 2) }.map(\.id))
+        XCTAssertFalse(touchingNode2.isEmpty, "n2 still sends and is sent to")
+        let arrived = isolated.filter { $0.kind == .deliver }
+        XCTAssertFalse(arrived.isEmpty)
+        XCTAssertTrue(arrived.allSatisfy { !touchingNode2.contains($0.id) }, "nothing reaches n2 or comes from it")
+        XCTAssertTrue(plain.contains { $0.kind == .deliver && ($0.node == 2 || $0.peer == 2) })
+        // Interventions without isolated nodes encode as before (no key); with them they round-trip.
+        XCTAssertFalse(String(decoding: try JSONCoding.encoder.encode(silence), as: UTF8.self).contains("isolatedNodes"))
+        XCTAssertEqual(try JSONDecoder().decode(Interventions.self, from: JSONCoding.encoder.encode(cutOff)), cutOff)
     }
 }
 

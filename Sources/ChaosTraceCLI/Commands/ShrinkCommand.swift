@@ -176,6 +176,10 @@ enum BugReport {
         text += "| seed | \(configuration.seed) |\n"
         text += "| nodes | \(configuration.nodes) |\n"
         text += "| clients | \(configuration.clients) |\n"
+        if let isolated = configuration.interventions?.isolatedNodes, !isolated.isEmpty {
+            text += "| cut off | " + isolated.map { "n\($0)" }.joined(separator: ", ")
+                + " (every message to or from \(isolated.count == 1 ? "it" : "them") is lost until the liveness phase) |\n"
+        }
         text += "| shrunk from | run \(result.originalRun) of `\(originalStore)`, recorded by `\(rerun(original))` |\n"
         text += "| shrunk run | \(run) |\n"
         text += "| deliveries | \(result.deliveriesBefore) → \(result.deliveriesAfter)"
