@@ -98,6 +98,50 @@ enum EventFormatting {
         return labels
     }
 
+    /// What a client operation asks, from its invocation's payload: "read k1", "write k1 := 2".
+    static func operationText(_ payload: [UInt8]) -> String? {
+        guard let operation = ClientOperation.decode(payload) else { return nil }
+        let key = "k\(operation.key)"
+        switch operation.function {
+        case .read: return "read \(key)"
+        case .write: return "write \(key) := \(operation.value)"
+        case .cas: return "cas \(key) \(operation.expected) → \(operation.value)"
+        case .add: return "add \(operation.value) to \(key)"
+        default: return "\(operation.function) \(key)"
+        }
+    }
+
+    /// How an operation ended, from its completion event: "ok 2", "ok absent", "fail", "info".
+    static func replyText(_ event: Event) -> String {
+        switch event.peer {
+        case Outcome.ok.rawValue:
+            var reader = ByteReader(event.payload)
+            guard let isNil = reader.byte(), let value = reader.varint() else { return "ok" }
+            return isNil == 1 ? "ok absent" : "ok \(ByteWriter.unzigzag(value))"
+        case Outcome.fail.rawValue: return "fail"
+        case Outcome.info.rawValue: return "info (unknown)"
+        default: return "outcome \(event.peer)"
+        }
+    }
+
+    /// Mermaid notes for client operations: the invocation by the node it went to, with what it
+    /// asks, and the completion by the same node, with what it asked and how it ended.
+    struct ClientNotes {
+        private var requests: [UInt64: (target: UInt32, text: String)] = [:]
+
+        mutating func invoke(_ event: Event) -> String {
+            let text = EventFormatting.operationText(event.payload) ?? "op \(event.id)"
+            requests[event.id] = (event.peer, text)
+            return "    Note left of n\(event.peer): client \(event.node) invokes \(text)"
+        }
+
+        func complete(_ event: Event, fallback: UInt32) -> String {
+            let request = requests[event.id]
+            return "    Note over n\(request?.target ?? fallback): client \(event.node) \(request?.text ?? "op \(event.id)") returns "
+                + EventFormatting.replyText(event)
+        }
+    }
+
     /// A Mermaid `sequenceDiagram`: nodes as participants, delivered messages as arrows, dropped
     /// ones as crossed arrows, faults and client operations as notes.
     static func mermaid(_ events: [NumberedEvent], labels: [UInt64: String] = [:], limit: Int = 400) -> String {
@@ -106,6 +150,7 @@ enum EventFormatting {
             if !participants.contains(node) { participants.append(node) }
         }
         var lines: [String] = []
+        var clients = ClientNotes()
         for numbered in events {
             guard lines.count < limit else {
                 lines.append("    Note over n\(participants.first ?? 0): … \(events.count) events in all; narrow with --from/--to")
@@ -125,9 +170,9 @@ enum EventFormatting {
                 lines.append("    Note over n\(event.node): \(event.kind.name)\(detail) @\(time(event.time))")
             case .clientInvoke:
                 participant(event.peer)
-                lines.append("    Note left of n\(event.peer): client \(event.node) invokes op \(event.id)")
+                lines.append(clients.invoke(event))
             case .clientComplete:
-                lines.append("    Note over n\(participants.first ?? 0): client \(event.node) op \(event.id) completes")
+                lines.append(clients.complete(event, fallback: participants.first ?? 0))
             case .violation:
                 participant(event.node)
                 lines.append("    Note over n\(event.node): VIOLATION \(textPayload(event) ?? "")")

@@ -36,6 +36,30 @@ final class StoreCommandTests: XCTestCase {
         XCTAssertEqual(verify.status, 0, verify.stdout + verify.stderr)
     }
 
+    func testMermaidNotesSayWhatEachOperationAskedAndHowItEnded() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = directory.appendingPathComponent("runs.trace").path
+        XCTAssertEqual(try CLI.run(["run", "--system", "raft", "--suite", "none", "--seed", "1", "--store", store,
+                                    "--duration", "1", "--liveness", "0"]).status, 0)
+        let mermaid = try CLI.run(["show", "1", "--store", store, "--kind", "client-invoke,client-complete", "--format", "mermaid"])
+        XCTAssertEqual(mermaid.status, 0, mermaid.stderr)
+        let notes = mermaid.stdout.split(separator: "\n").map(String.init).filter { $0.contains("Note") }
+        let invokes = notes.filter { $0.contains(" invokes ") }
+        XCTAssertFalse(invokes.isEmpty, mermaid.stdout)
+        XCTAssertTrue(invokes.allSatisfy { $0.range(of: #"invokes (read|write|cas) k\d+"#, options: .regularExpression) != nil }, mermaid.stdout)
+        // Each completion sits on the node its invocation went to and repeats what it asked.
+        let completion = try NSRegularExpression(pattern: #"Note over (n\d+): client (\d+) (.+) returns (ok|fail|info)"#)
+        var completions = 0
+        for line in notes {
+            guard let match = completion.firstMatch(in: line, range: NSRange(line.startIndex..., in: line)) else { continue }
+            let group = { (index: Int) in String(line[Range(match.range(at: index), in: line)!]) }
+            completions += 1
+            XCTAssertTrue(invokes.contains { $0.hasSuffix("Note left of \(group(1)): client \(group(2)) invokes \(group(3))") }, line)
+        }
+        XCTAssertGreaterThan(completions, 0, mermaid.stdout)
+    }
+
     func testVerifyExits65OnADamagedStoreNamingRunAndChunk() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

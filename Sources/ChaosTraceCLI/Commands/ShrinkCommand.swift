@@ -246,6 +246,7 @@ enum BugReport {
         var participants: [UInt32] = []
         func participant(_ node: UInt32) { if !participants.contains(node) { participants.append(node) } }
         var lines: [String] = []
+        var clients = EventFormatting.ClientNotes()
         for numbered in events {
             let event = numbered.event
             let detail = EventFormatting.textPayload(event).map { " " + $0 } ?? ""
@@ -264,9 +265,9 @@ enum BugReport {
                 lines.append("    Note over n\(event.node): \(event.kind.name)\(detail)")
             case .clientInvoke:
                 participant(event.peer)
-                lines.append("    Note left of n\(event.peer): client \(event.node) invokes op \(event.id)")
+                lines.append(clients.invoke(event))
             case .clientComplete:
-                lines.append("    Note over n\(participants.first ?? 0): client \(event.node) op \(event.id) returns")
+                lines.append(clients.complete(event, fallback: participants.first ?? 0))
             case .log:
                 participant(event.node)
                 lines.append("    Note over n\(event.node):\(detail)")
