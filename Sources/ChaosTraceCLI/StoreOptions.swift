@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import TraceStore
 
@@ -8,7 +9,10 @@ struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("The trace store file.", valueName: "PATH"))
     var store: String = StoreOptions.defaultPath
 
-    func open(readOnly: Bool) throws -> TraceStore {
+    /// Opens the store, creating it only when `create` (a command that reads runs, even one that
+    /// then adds a run, never leaves an empty store behind a mistyped path).
+    func open(readOnly: Bool, create: Bool = true) throws -> TraceStore {
+        if !create && !FileManager.default.fileExists(atPath: store) { throw TraceStoreError.storeMissing(path: store) }
         var options = TraceStore.Options()
         options.readOnly = readOnly
         return try TraceStore(path: store, options: options)

@@ -55,5 +55,10 @@ final class ShrinkCommandTests: XCTestCase {
         XCTAssertTrue(passing.stderr.contains("nothing to shrink"), passing.stderr)
         XCTAssertEqual(try CLI.run(["shrink", "1", "--store", store, "--max-replays", "0"]).status, 64)
         XCTAssertEqual(try CLI.run(["shrink", "7", "--store", store]).status, 64, "no such run")
+        let missing = directory.appendingPathComponent("typo.trace").path
+        let noStore = try CLI.run(["shrink", "1", "--store", missing])
+        XCTAssertEqual(noStore.status, 64)
+        XCTAssertTrue(noStore.stderr.contains("no trace store at \(missing)"), noStore.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: missing), "a mistyped store is not created")
     }
 }

@@ -38,7 +38,7 @@ struct ShrinkCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let store = try storeOptions.open(readOnly: false)
+            let store = try storeOptions.open(readOnly: false, create: false)
             let info = try store.resolveRun(runSpec)
             guard info.status == .complete else {
                 throw CommandFailure(message: "run \(info.id) in \(store.path) is \(info.status.rawValue): its recording has no verdict to shrink; record the seed again with 'chaostrace run'",
