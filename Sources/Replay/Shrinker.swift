@@ -440,6 +440,8 @@ public final class Shrinker {
             self.plan = plan
             stagePrefix = index == 0 ? "" : "search \(index + 1): "
             search()
+            progress?("shrink: \(stagePrefix.isEmpty ? "search 1: " : stagePrefix)ended with \(currentOutcome.deliveries.count) deliveries, "
+                      + "\(currentOutcome.externalCount) external events, \(replays) replays in all")
             // The smallest: fewest external events, then fewest events in all.
             if best == nil || !best!.outcome.isSmaller(than: currentOutcome, externalFirst: true) {
                 best = (current, currentOutcome)

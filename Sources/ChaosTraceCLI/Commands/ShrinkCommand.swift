@@ -28,7 +28,7 @@ struct ShrinkCommand: ParsableCommand {
     @Option(help: "Give up after this many re-executions and keep the best result so far.") var maxReplays: Int = 5_000
     @Option(help: ArgumentHelp("Write a Markdown bug report here.", valueName: "PATH")) var report: String?
     @Option(help: ArgumentHelp("Record the shrunk run in this store instead of the run's own (e.g. a regression store).", valueName: "PATH")) var into: String?
-    @Flag(help: "Print every accepted step of the search to stderr, one line each with the seconds since the start.") var verbose = false
+    @Flag(help: "Print every accepted step of the searches, and what each search ended with, to stderr, one line each with the seconds since the start.") var verbose = false
     @Flag(help: "Print the result as JSON (run, original_run, violation, deliveries_before/after, deliveries_before_violation, external_before/after, replays, seconds).") var json = false
 
     func validate() throws {
