@@ -17,9 +17,11 @@ struct RunOutcome: Codable {
     var digest: String
     var stopReason: String?
     var determinism: DeterminismReport?
+    /// What a check could not decide on a passing run.
+    var warnings: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case run, seed, system, suite, verdict, violation, events, digest, stopReason = "stop_reason", determinism
+        case run, seed, system, suite, verdict, violation, events, digest, stopReason = "stop_reason", determinism, warnings
     }
 
     func encode(to encoder: Encoder) throws {
@@ -34,6 +36,7 @@ struct RunOutcome: Codable {
         try container.encode(digest, forKey: .digest)
         try container.encodeIfPresent(stopReason, forKey: .stopReason)
         try container.encodeIfPresent(determinism, forKey: .determinism)
+        try container.encodeIfPresent(warnings, forKey: .warnings)
     }
 }
 
@@ -98,7 +101,7 @@ struct SeedRunner {
         return RunOutcome(run: recorder?.runID, seed: configuration.seed, system: system.name,
                           suite: configuration.nemesis.suite.rawValue, verdict: result.verdict.rawValue,
                           violation: result.violation, events: result.events, digest: String(result.digest, radix: 16),
-                          stopReason: result.stopReason)
+                          stopReason: result.stopReason, warnings: result.warnings.isEmpty ? nil : result.warnings)
     }
 
     // MARK: - Determinism
@@ -201,6 +204,12 @@ struct SeedRunner {
             if shown.count > 0 { print(Table.render(rows)) }
             print("\(outcomes.count) runs over \(seeds) seeds: \(passed) passed, \(outcomes.count - passed) failed")
             if !command.noRecord { print("trace store: \(command.storeOptions.store)") }
+        }
+        for outcome in outcomes where outcome.verdict == "pass" {
+            for warning in outcome.warnings ?? [] {
+                let text = "seed \(outcome.seed) (\(outcome.system)/\(outcome.suite)) passed, but \(warning)\n"
+                if command.json { FileHandle.standardError.write(Data(text.utf8)) } else { print(text, terminator: "") }
+            }
         }
         for outcome in outcomes where outcome.verdict != "pass" {
             var lines: [String] = []

@@ -13,6 +13,9 @@ public struct SimulationResult: Sendable {
     /// Why the run stopped early, if it did (a circuit breaker, a storage failure).
     public var stopReason: String?
     public var statistics: Statistics
+    /// What a check could not decide (a linearizability search that ran out of steps): the run
+    /// passed, but not every check vouches for it.
+    public var warnings: [String] = []
 }
 
 /// Counters a run keeps, for summaries and tests.
@@ -415,15 +418,20 @@ public final class Simulator {
         emit(.runEnd, id: eventCount, payload: Array(verdict.rawValue.utf8))
         if let recorder {
             do {
-                try recorder.finish(verdict: verdict.rawValue, summary: violation?.description ?? stopReason, virtualEndTime: time,
+                try recorder.finish(verdict: verdict.rawValue, summary: violation?.description ?? stopReason ?? warnings.first.map { "warning: \($0)" },
+                                    virtualEndTime: time,
                                     digest: String(rollingDigest.value, radix: 16))
             } catch {
                 stopReason = "recording failed: \(error)"
             }
         }
         return SimulationResult(verdict: verdict, violation: violation, events: eventCount, digest: rollingDigest.value,
-                                virtualEndTime: time, stopReason: stopReason, statistics: statistics)
+                                virtualEndTime: time, stopReason: stopReason, statistics: statistics, warnings: warnings)
     }
+
+    /// Checks call this for what they could not decide; it reaches the run's result and summary.
+    public func warn(_ text: String) { warnings.append(text) }
+    public private(set) var warnings: [String] = []
 
     private func recordDigests() {
         for (id, slot) in slots.enumerated() {

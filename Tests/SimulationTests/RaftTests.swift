@@ -1,3 +1,4 @@
+import Checkers
 import Foundation
 import Simulation
 import Systems
@@ -26,6 +27,23 @@ final class RaftTests: XCTestCase {
                 XCTAssertGreaterThan(result.statistics.requestsOk, 50, "\(suite) seed \(seed): the cluster served clients")
             }
         }
+    }
+
+    func testAnUndecidedLinearizabilityCheckWarnsInsteadOfPassingSilently() {
+        var configuration = SimulationConfiguration()
+        configuration.system = RaftSystem.name
+        configuration.seed = 2
+        configuration.nemesis.suite = .distributed
+        let simulator = Simulator(configuration: configuration, system: RaftSystem(configuration: configuration), recorder: nil)
+        let result = simulator.run()
+        XCTAssertEqual(result.verdict, .pass)
+        XCTAssertEqual(result.warnings, [], "with its full budget the search decides")
+        // One search step cannot decide a history of hundreds of operations: no violation is
+        // claimed, and the run says the check did not vouch for it.
+        XCTAssertNil(LinearizabilityRunChecker(maxSteps: 1).finish(simulator))
+        XCTAssertEqual(simulator.warnings.count, 1)
+        XCTAssertTrue(simulator.warnings.first?.hasPrefix("linearizability undecided: search budget exhausted") ?? false,
+                      "\(simulator.warnings)")
     }
 
     func testTheStaleReadBugIsFoundUnderPartitions() {
