@@ -66,6 +66,14 @@ public final class Replayer {
         // Operations a shrunk run left out: they drew their workload decisions but were never invoked.
         var skipped = Set<UInt64>()
         var skippedGroups: UInt64 = 0
+        // When the pending workload draws end with a target and no invocation followed, their
+        // operation was left out: its draws go, in order, to the operations left out on replay.
+        func settleLeftOut() {
+            guard let last = pendingWorkload.last, decisions[last].peer == DecisionTag.workloadTarget else { return }
+            for index in pendingWorkload { operations[index] = TolerantFeed.leftOut(skippedGroups) }
+            skippedGroups += 1
+            pendingWorkload.removeAll()
+        }
         try reader.forEach { _, event in
             switch event.kind {
             case .runStart:
@@ -81,13 +89,8 @@ public final class Replayer {
                 operations.append(nil)
                 if event.node == DecisionStream.workload {
                     // An operation's target is its last draw: draws that follow one with no
-                    // invocation between belong to the next operation, and the finished one was
-                    // left out (its draws go, in order, to the operations left out on replay).
-                    if let last = pendingWorkload.last, decisions[last].peer == DecisionTag.workloadTarget {
-                        for index in pendingWorkload { operations[index] = TolerantFeed.leftOut(skippedGroups) }
-                        skippedGroups += 1
-                        pendingWorkload.removeAll()
-                    }
+                    // invocation between belong to the next operation.
+                    settleLeftOut()
                     pendingWorkload.append(decisions.count - 1)
                 }
             case .clientInvoke:
@@ -114,9 +117,7 @@ public final class Replayer {
             return true
         }
         // The last operation was left out too when its draws end the recording uninvoked.
-        if let last = pendingWorkload.last, decisions[last].peer == DecisionTag.workloadTarget {
-            for index in pendingWorkload { operations[index] = TolerantFeed.leftOut(skippedGroups) }
-        }
+        settleLeftOut()
         guard let configuration else {
             throw TraceStoreError.corruptRun(path: store.path, run: run, reason: "it has no simulation configuration at its start, so it cannot be replayed")
         }

@@ -41,8 +41,8 @@ public struct ShrinkResult {
 /// (faults, crash points, client operations); message groups sharing a logical clock (type and
 /// key: a term, a view, a round); single deliveries; fewer nodes. The stages repeat while they
 /// make progress, in several searches that differ in what a step must achieve and what they try
-/// (`SearchPlan`); the smallest result wins. Every step is a deterministic function of the recording, so the same run shrinks
-/// to the same result (unless the time limit cuts it short).
+/// (`SearchPlan`); the smallest result wins. Every step is a deterministic function of the
+/// recording, so the same run shrinks to the same result (unless the time limit cuts it short).
 public final class Shrinker {
     let replayer: Replayer
     let makeSystem: (SimulationConfiguration) -> SystemDefinition
@@ -398,12 +398,10 @@ public final class Shrinker {
                         let liveness = current.livenessNanoseconds / 2 / 1_000_000 * 1_000_000
                         let before = (current!, currentOutcome!)
                         if !attempt({ _ in }, configure: { $0.livenessNanoseconds = liveness }) { break }
-                        if current.bug != nil {
-                            if !passesWithoutBug(current) {
-                                (current, currentOutcome) = before
-                                report()
-                                break
-                            }
+                        if current.bug != nil && !passesWithoutBug(current) {
+                            (current, currentOutcome) = before
+                            report()
+                            break
                         }
                     }
                 }
@@ -427,20 +425,15 @@ public final class Shrinker {
             // an uncapped first search ended within the targets on 8, a capped one on 10: when the
             // first search is stuck, the later ones more often find a smaller counterexample
             // than the first finds with the rest of the budget.
-            if index == 0 {
-                searchMaxReplays = replays + (maxReplays - replays) / 2
-                searchDeadline = Date().addingTimeInterval(deadline.timeIntervalSinceNow / 2)
-            } else {
-                let searchesLeft = Self.plans.count - index
-                searchMaxReplays = replays + (maxReplays - replays) / searchesLeft
-                searchDeadline = Date().addingTimeInterval(deadline.timeIntervalSinceNow / Double(searchesLeft))
-            }
+            let shares = index == 0 ? 2 : Self.plans.count - index
+            searchMaxReplays = replays + (maxReplays - replays) / shares
+            searchDeadline = Date().addingTimeInterval(deadline.timeIntervalSinceNow / Double(shares))
             current = startConfiguration
             currentOutcome = startOutcome
             self.plan = plan
             stagePrefix = index == 0 ? "" : "search \(index + 1): "
             search()
-            progress?("shrink: \(stagePrefix.isEmpty ? "search 1: " : stagePrefix)ended with \(currentOutcome.deliveries.count) deliveries, "
+            progress?("shrink: search \(index + 1): ended with \(currentOutcome.deliveries.count) deliveries, "
                       + "\(currentOutcome.externalCount) external events, \(replays) replays in all")
             // The smallest: fewest external events, then fewest events in all.
             if best == nil || !best!.outcome.isSmaller(than: currentOutcome, externalFirst: true) {
