@@ -235,7 +235,7 @@ public final class Replayer {
 
     /// Drives `simulator` with this recording's decisions matched tolerantly: the feed learns
     /// each message as it is sent, so network decisions follow their message.
-    func attachTolerantFeed(to simulator: Simulator) -> TolerantFeed {
+    public func attachTolerantFeed(to simulator: Simulator) -> TolerantFeed {
         let feed = makeTolerantFeed(for: simulator)
         simulator.setDecisionFeed(feed)
         simulator.observer = { kind, _, node, peer, _, payload in
@@ -251,13 +251,12 @@ public final class Replayer {
     /// A feed that matches this recording's decisions to a changed execution.
     func makeTolerantFeed(for simulator: Simulator) -> TolerantFeed {
         let feed = TolerantFeed(decisions, messages: decisionMessages, operations: decisionOperations,
-                                tickShift: configuration.interventions?.tickShift ?? 0)
+                                recorded: configuration.interventions ?? Interventions(),
+                                tickNanoseconds: configuration.nemesis.tickNanoseconds)
         feed.leftOutOperations = Set(configuration.interventions?.skippedOperations ?? [])
-        // A run that starts later in the recording than the recording did runs that much earlier
-        // on its own clock.
-        let recorded = Int64(configuration.interventions?.tickShift ?? 0)
-        let shift = Int64(simulator.configuration.interventions?.tickShift ?? 0)
-        feed.timeOffset = (shift - recorded) * Int64(simulator.configuration.nemesis.tickNanoseconds)
+        // Both runs' times are compared on the timeline of the recording they come from: a run
+        // that starts later in it, or cuts a stretch out, runs that much earlier on its own clock.
+        feed.timeline = simulator.configuration.interventions ?? Interventions()
         feed.clock = { [unowned simulator] in simulator.time }
         return feed
     }
@@ -299,12 +298,12 @@ final class StrictFeed: DecisionFeed {
 /// does not hand its choices to another), the others their stream and tag in order. What the
 /// recording lacks is drawn afresh.
 public final class TolerantFeed: DecisionFeed {
-    private var byMessage: [UInt64: [(tag: UInt32, value: UInt64)]] = [:]
+    private var byMessage: [UInt64: [(time: UInt64, tag: UInt32, value: UInt64)]] = [:]
     private var byStream: [UInt64: [(time: UInt64, value: UInt64)]] = [:]
     private var streamPositions: [UInt64: Int] = [:]
-    /// Per recorded nemesis tick: its inject decision, then the choices of its fault.
-    private var ticks: [[(tag: UInt32, value: UInt64)]] = []
-    private let tickShift: UInt64
+    /// Per recorded nemesis tick (by ordinal): its inject decision, then the choices of its fault.
+    private var ticks: [UInt64: [(tag: UInt32, value: UInt64)]] = [:]
+    private let tickNanoseconds: UInt64
     private var tickDecisions: [(tag: UInt32, value: UInt64)] = []
     /// Per client operation: the workload decisions drawn for it.
     private var byOperation: [UInt64: [(tag: UInt32, value: UInt64)]] = [:]
@@ -319,24 +318,39 @@ public final class TolerantFeed: DecisionFeed {
     /// every later election; matched by time, the timeout drawn at a moment is the one recorded
     /// then. (Tried for the crash-point and other global streams too: worse counterexamples.)
     public var clock: (() -> UInt64)?
-    public var timeOffset: Int64 = 0
+    /// The execution's shift and cuts, which place its clock on the recording's timeline.
+    public var timeline = Interventions()
+    /// The recording's timeline time of the execution's current stretch (its start, or its last
+    /// cut): the global streams and the messages' choices drawn before it belong to what was left out.
+    private var stretchStart: UInt64 {
+        guard let clock else { return 0 }
+        let now = clock()
+        var start: UInt64 = 0
+        for cut in timeline.timeCuts where cut.at <= now { start = cut.at }
+        return timeline.recordingTime(start, tickNanoseconds: tickNanoseconds)
+    }
     public private(set) var matched = 0
     public private(set) var new = 0
     private var total = 0
 
-    public init(_ decisions: [Event], messages: [UInt64?], operations: [UInt64?] = [], tickShift: UInt64 = 0) {
-        self.tickShift = tickShift
+    /// `recorded`: the recording's own shift and cuts, which place its times on its timeline.
+    public init(_ decisions: [Event], messages: [UInt64?], operations: [UInt64?] = [], recorded: Interventions = Interventions(),
+                tickNanoseconds: UInt64 = 1) {
+        self.tickNanoseconds = max(1, tickNanoseconds)
+        var tick: UInt64 = 0
         for (index, decision) in decisions.enumerated() {
             total += 1
+            let time = recorded.recordingTime(decision.time, tickNanoseconds: self.tickNanoseconds)
             if let message = messages[index] {
-                byMessage[message, default: []].append((decision.peer, decision.id))
+                byMessage[message, default: []].append((time, decision.peer, decision.id))
             } else if decision.node == DecisionStream.nemesis && Self.tickTags.contains(decision.peer) {
-                if decision.peer == DecisionTag.nemesisInject || ticks.isEmpty { ticks.append([]) }
-                ticks[ticks.count - 1].append((decision.peer, decision.id))
+                // A tick's decisions are drawn at its time, a whole number of ticks in.
+                if decision.peer == DecisionTag.nemesisInject { tick = time / self.tickNanoseconds }
+                ticks[tick, default: []].append((decision.peer, decision.id))
             } else if index < operations.count, let operation = operations[index] {
                 byOperation[operation, default: []].append((decision.peer, decision.id))
             } else {
-                byStream[UInt64(decision.node) << 32 | UInt64(decision.peer), default: []].append((decision.time, decision.id))
+                byStream[UInt64(decision.node) << 32 | UInt64(decision.peer), default: []].append((time, decision.id))
             }
         }
     }
@@ -347,8 +361,7 @@ public final class TolerantFeed: DecisionFeed {
     public var remaining: Int { total - matched }
 
     public func beginTick(_ ordinal: UInt64) {
-        let index = Int(ordinal) - Int(tickShift) - 1
-        tickDecisions = index >= 0 && index < ticks.count ? ticks[index] : []
+        tickDecisions = ticks[ordinal] ?? []
     }
 
     /// The recording's operations that were left out: they drew their decisions but left no
@@ -379,7 +392,14 @@ public final class TolerantFeed: DecisionFeed {
         var value: UInt64?
         if stream == DecisionStream.network {
             if let message = currentMessage, var queue = byMessage[message] {
-                value = take(&queue, tag: tag, bound: bound)
+                let start = stretchStart
+                var stale = 0
+                while stale < queue.count && queue[stale].time < start { stale += 1 }
+                if stale > 0 { queue.removeFirst(stale) }
+                if let index = queue.firstIndex(where: { $0.tag == tag }) {
+                    let recorded = queue.remove(at: index).value
+                    if recorded < bound { value = recorded }
+                }
                 byMessage[message] = queue
             }
         } else if stream == DecisionStream.nemesis && Self.tickTags.contains(tag) {
@@ -391,8 +411,13 @@ public final class TolerantFeed: DecisionFeed {
             var position = streamPositions[key, default: 0]
             if let queue = byStream[key] {
                 if let clock, stream >= DecisionStream.firstNode {
-                    let now = UInt64(max(0, Int64(clock()) + timeOffset))
+                    let now = timeline.recordingTime(clock(), tickNanoseconds: tickNanoseconds)
                     while position < queue.count && queue[position].time < now { position += 1 }
+                } else {
+                    // A run that starts later in the recording, or cuts a stretch out, takes the
+                    // stream from there on, not the draws made in what it left out.
+                    let start = stretchStart
+                    while position < queue.count && queue[position].time < start { position += 1 }
                 }
                 if position < queue.count {
                     streamPositions[key] = position + 1

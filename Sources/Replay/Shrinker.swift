@@ -38,8 +38,9 @@ public struct ShrinkResult {
 /// out, keeping each removal after which the same violation (checker and kind) still occurs.
 ///
 /// Stages: everything outside the violation's causal past; delta debugging of the external events
-/// (faults, crash points, client operations); message groups sharing a logical clock (type and
-/// key: a term, a view, a round); single deliveries; fewer nodes. The stages repeat while they
+/// (faults, crash points, client operations); quiet stretches cut out of the run's middle;
+/// message groups sharing a logical clock (type and key: a term, a view, a round); single
+/// deliveries; fewer nodes. The stages repeat while they
 /// make progress, in several searches that differ in what a step must achieve and what they try
 /// (`SearchPlan`); the smallest result wins. Every step is a deterministic function of the
 /// recording, so the same run shrinks to the same result (unless the time limit cuts it short).
@@ -76,6 +77,8 @@ public final class Shrinker {
         var keys: [UInt64: UInt64] = [:]
         /// Per event: the node whose step it belongs to (nil for events of no node).
         var steps: [Step] = []
+        /// Every send: when, and its fingerprint (`DroppedMessage` numbers the sends of each).
+        var sends: [(time: UInt64, fingerprint: UInt64)] = []
         var size: Int { deliveries.count + externalCount }
         /// No more events in all or (`externalFirst`) fewer external events, or as many and no more
         /// events in all.
@@ -126,6 +129,7 @@ public final class Shrinker {
                 if let message = Message.decode(Array(payload)) {
                     let fingerprint = message.fingerprint(source: node, target: peer)
                     feed.currentMessage = fingerprint
+                    outcome.sends.append((time, fingerprint))
                     let occurrence = occurrences[fingerprint, default: 0] + 1
                     occurrences[fingerprint] = occurrence
                     sends[id] = (number, Interventions.DroppedMessage(fingerprint: fingerprint, occurrence: occurrence),
@@ -370,6 +374,7 @@ public final class Shrinker {
                 }
                 run("external pairs") { removePairs() }
                 run("cut") { cutAfterWitnesses() }
+                run("quiet stretches") { cutQuietStretches() }
                 // Removing deliveries one by one is the dearest stage: while the external events
                 // still shrink, go round them again first (each removal also takes its
                 // deliveries along).
@@ -605,15 +610,128 @@ public final class Shrinker {
                 start -= tickLength
             }
         }
-        if let firstTick = log.ticks.map({ $0.ordinal }).min() {
-            let base = current.interventions?.tickShift ?? 0
-            let lead = max(1, 1_000_000_000 / tickLength)
-            let start = firstTick > base + lead + 1 ? (firstTick - lead - 1 - base) * tickLength : 0
+        if let firstTick = log.ticks.min(by: { $0.ordinal < $1.ordinal }), Int(firstTick.event) < currentOutcome.steps.count {
+            let time = currentOutcome.steps[Int(firstTick.event)].time / tickLength * tickLength
+            let lead = (max(1, 1_000_000_000 / tickLength) + 1) * tickLength
+            let start = time > lead ? time - lead : 0
             if start > 0 && !starts.contains(start) { starts.append(start) }
         }
         for start in starts where budgetLeft {
             if shift(to: start) { return }
         }
+    }
+
+    /// Cuts the quiet stretches between external events out of the run (all but a margin at each
+    /// end, in whole ticks; the longest first): the run goes on from the state it reached with
+    /// the recording's choices from after the stretch, so the heartbeats in it are gone.
+    private func cutQuietStretches() {
+        let tickLength = current.nemesis.tickNanoseconds
+        let steps = currentOutcome.steps
+        let log = currentOutcome.external
+        var times = (log.ticks.map(\.event) + log.crashPoints.map(\.event) + log.operations.map(\.event))
+            .filter { Int($0) < steps.count }.map { steps[Int($0)].time }
+        // Nor across a fault's end, a restart or an operation's end (a timeout keeps its time): a
+        // stretch holds only heartbeats.
+        for step in steps {
+            switch step.kind {
+            case .heal, .restart, .resume, .crash, .pause, .partition, .networkFault, .clockFault, .diskFault, .resourcePressure,
+                 .clientComplete:
+                times.append(step.time)
+            default:
+                break
+            }
+        }
+        let witness = witnessTime
+        guard witness > 0 else { return }
+        times.append(witness)
+        times.sort()
+        let margin = Self.quietMargin
+        var stretches: [(at: UInt64, end: UInt64)] = []
+        for (earlier, later) in zip(times, times.dropFirst()) where later > earlier + 2 * margin + tickLength {
+            let at = (earlier + margin + tickLength - 1) / tickLength * tickLength
+            let end = (later - margin) / tickLength * tickLength
+            if end > at { stretches.append((at, end)) }
+        }
+        // The longest first; the latest first among equals (each cut moves only what follows).
+        stretches.sort { ($0.end - $0.at, $0.at) > ($1.end - $1.at, $1.at) }
+        var cutSoFar: [(at: UInt64, end: UInt64)] = []
+        for stretch in stretches where budgetLeft {
+            // Where this stretch lies now, after the cuts made before it in this round.
+            var shift: UInt64 = 0
+            for done in cutSoFar where done.end <= stretch.at { shift += done.end - done.at }
+            if cut(from: stretch.at - shift, to: stretch.end - shift) { cutSoFar.append(stretch) }
+        }
+    }
+
+    static let quietMargin: UInt64 = 300_000_000
+
+    /// Renumbers the crash points and messages the interventions name by their count, for a run
+    /// without the current run's stretch `[from, to)`: those in it go, those after it move up.
+    private func renumber(leavingOut from: UInt64, _ to: UInt64, in interventions: inout Interventions) {
+        let times = currentOutcome.external.crashPointTimes
+        let before = UInt64(times.prefix { $0 < from }.count)
+        let inside = UInt64(times.prefix { $0 < to }.count) - before
+        interventions.skippedCrashPoints = interventions.skippedCrashPoints.compactMap { ordinal in
+            ordinal <= before ? ordinal : ordinal > before + inside ? ordinal - inside : nil
+        }
+        guard !interventions.droppedMessages.isEmpty else { return }
+        // Per fingerprint: its sends before the stretch and in it.
+        var counts: [UInt64: (before: UInt64, inside: UInt64)] = [:]
+        for send in currentOutcome.sends {
+            if send.time < from {
+                counts[send.fingerprint, default: (0, 0)].before += 1
+            } else if send.time < to {
+                counts[send.fingerprint, default: (0, 0)].inside += 1
+            }
+        }
+        interventions.droppedMessages = interventions.droppedMessages.compactMap { message in
+            let count = counts[message.fingerprint] ?? (0, 0)
+            if message.occurrence <= count.before { return message }
+            if message.occurrence <= count.before + count.inside { return nil }
+            return Interventions.DroppedMessage(fingerprint: message.fingerprint, occurrence: message.occurrence - count.inside)
+        }
+    }
+
+    /// Cuts the run's stretch `[at, end)` (whole ticks) out.
+    @discardableResult
+    private func cut(from at: UInt64, to end: UInt64) -> Bool {
+        let tickLength = current.nemesis.tickNanoseconds
+        guard end > at, end < current.durationNanoseconds else { return false }
+        let length = end - at
+        // Each client goes on with its first operation from the stretch's end, as long after the
+        // cut as it came after the stretch; one with none issues no more.
+        var shifts = [UInt64](repeating: 0, count: current.clients)
+        var resumes = [UInt64](repeating: UInt64.max, count: current.clients)
+        for operation in currentOutcome.external.operations where Int(operation.event) < currentOutcome.steps.count {
+            let time = currentOutcome.steps[Int(operation.event)].time
+            let client = Int(operation.identity >> 32)
+            guard time >= end, client < shifts.count, resumes[client] == UInt64.max else { continue }
+            shifts[client] = (operation.identity & 0xFFFF_FFFF) - 1
+            resumes[client] = time - end
+        }
+        return attempt({ i in
+            var ticks = length / tickLength
+            var cuts: [Interventions.TimeCut] = []
+            for cut in i.timeCuts {
+                if cut.at < at {
+                    cuts.append(cut)
+                } else if cut.at <= end {
+                    ticks += cut.ticks  // inside the stretch: one cut now
+                } else {
+                    var moved = cut
+                    moved.at -= length
+                    cuts.append(moved)
+                }
+            }
+            cuts.append(Interventions.TimeCut(at: at, ticks: ticks, operationShifts: shifts, resumeAfter: resumes))
+            self.renumber(leavingOut: at, end, in: &i)
+            i.timeCuts = cuts.sorted { $0.at < $1.at }
+            i.pinnedCrashes = i.pinnedCrashes?.compactMap { crash in
+                if crash.notBefore < at { return crash }
+                if crash.notBefore < end { return nil }
+                return Interventions.PinnedCrash(node: crash.node, notBefore: crash.notBefore - length, downFor: crash.downFor, site: crash.site)
+            }
+        }, configure: { $0.durationNanoseconds -= length })
     }
 
     /// When the current run's violation was witnessed: the latest of its witness events.
@@ -646,8 +764,7 @@ public final class Shrinker {
     private func shift(to start: UInt64) -> Bool {
         let tickLength = current.nemesis.tickNanoseconds
         guard start >= tickLength, start + 100_000_000 < current.durationNanoseconds else { return false }
-        let base = current.interventions?.tickShift ?? 0
-        let newShift = base + start / tickLength
+        let newShift = (current.interventions ?? Interventions()).recordingTime(start, tickNanoseconds: tickLength) / tickLength
         var shifts = current.interventions?.operationShifts ?? []
         while shifts.count < current.clients { shifts.append(0) }
         for operation in currentOutcome.external.operations where Int(operation.event) < currentOutcome.steps.count
@@ -659,10 +776,18 @@ public final class Shrinker {
         return attempt({ i in
             i.tickShift = newShift
             i.operationShifts = shifts
+            self.renumber(leavingOut: 0, start, in: &i)
+            // Cuts before the new start are part of the shift; the others move with the run.
+            i.timeCuts = i.timeCuts.compactMap { cut in
+                guard cut.at > start else { return nil }
+                var moved = cut
+                moved.at -= start
+                return moved
+            }
             // Pinned crashes move with the run; those before its new start go.
             i.pinnedCrashes = i.pinnedCrashes?.compactMap { crash in
                 crash.notBefore >= start
-                    ? Interventions.PinnedCrash(node: crash.node, notBefore: crash.notBefore - start, downFor: crash.downFor) : nil
+                    ? Interventions.PinnedCrash(node: crash.node, notBefore: crash.notBefore - start, downFor: crash.downFor, site: crash.site) : nil
             }
         }, configure: { $0.durationNanoseconds = duration })
     }
@@ -682,7 +807,8 @@ public final class Shrinker {
             if let restart = steps[Int(point.event)...].first(where: { $0.kind == .restart && $0.node == fired.node }) {
                 downFor = max(1, restart.time - fired.time)
             }
-            pinned.append(Interventions.PinnedCrash(node: fired.node, notBefore: fired.time, downFor: downFor))
+            pinned.append(Interventions.PinnedCrash(node: fired.node, notBefore: fired.time, downFor: downFor,
+                                                     site: point.site.isEmpty ? nil : point.site))
         }
         attempt { i in i.pinnedCrashes = pinned }
     }

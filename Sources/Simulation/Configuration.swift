@@ -218,8 +218,38 @@ public struct Interventions: Codable, Equatable, Sendable {
     /// Nodes every message to and from is lost, for the whole run before the liveness phase:
     /// the nodes a counterexample does not need, cut off so their traffic is gone.
     public var isolatedNodes: [UInt32] = []
+    /// Stretches of the recording cut out of the middle of the run, in order: the run goes on
+    /// from the state it has reached, with the recording's ticks, operations and choices from
+    /// after the stretch (a quiet stretch of heartbeats gone, and what it held).
+    public var timeCuts: [TimeCut] = []
 
     public init() {}
+
+    public struct TimeCut: Codable, Equatable, Hashable, Sendable {
+        /// Virtual nanoseconds from the run's start (a whole number of nemesis ticks).
+        public var at: UInt64
+        /// How many nemesis ticks of the recording are left out there.
+        public var ticks: UInt64
+        /// Per client, how many of its recorded operations come before the run goes on.
+        public var operationShifts: [UInt64]
+        /// Per client, how long after the cut its next operation starts (`UInt64.max`: it issues
+        /// no more), so its operations keep their time relative to the rest of the run.
+        public var resumeAfter: [UInt64]
+        public init(at: UInt64, ticks: UInt64, operationShifts: [UInt64], resumeAfter: [UInt64]) {
+            self.at = at
+            self.ticks = ticks
+            self.operationShifts = operationShifts
+            self.resumeAfter = resumeAfter
+        }
+    }
+
+    /// The recording's time (from its first tick, before any shift or cut) of `time` in a run
+    /// with these interventions.
+    public func recordingTime(_ time: UInt64, tickNanoseconds: UInt64) -> UInt64 {
+        var skipped = tickShift
+        for cut in timeCuts where cut.at <= time { skipped += cut.ticks }
+        return time + skipped * tickNanoseconds
+    }
 
     public struct PinnedCrash: Codable, Equatable, Hashable, Sendable, Comparable {
         public var node: UInt32
@@ -227,12 +257,19 @@ public struct Interventions: Codable, Equatable, Sendable {
         public var notBefore: UInt64
         /// How long the node stays down.
         public var downFor: UInt64
-        public init(node: UInt32, notBefore: UInt64, downFor: UInt64) {
+        /// The kind of crash point it fires at (nil: any): a crash right after a vote and one
+        /// right after an append are different faults, and a pinned crash keeps its meaning when
+        /// the node's crash points move.
+        public var site: String?
+        public init(node: UInt32, notBefore: UInt64, downFor: UInt64, site: String? = nil) {
             self.node = node
             self.notBefore = notBefore
             self.downFor = downFor
+            self.site = site
         }
-        public static func < (a: Self, b: Self) -> Bool { (a.notBefore, a.node, a.downFor) < (b.notBefore, b.node, b.downFor) }
+        public static func < (a: Self, b: Self) -> Bool {
+            (a.notBefore, a.node, a.downFor, a.site ?? "") < (b.notBefore, b.node, b.downFor, b.site ?? "")
+        }
     }
 
     public struct OperationPause: Codable, Equatable, Hashable, Sendable, Comparable {
@@ -249,7 +286,7 @@ public struct Interventions: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case skippedTicks, skippedCrashPoints, skippedOperations, droppedMessages, droppedGroups, tickShift, operationShifts
-        case operationPauses, pinnedCrashes, isolatedNodes
+        case operationPauses, pinnedCrashes, isolatedNodes, timeCuts
     }
 
     public init(from decoder: Decoder) throws {
@@ -264,6 +301,7 @@ public struct Interventions: Codable, Equatable, Sendable {
         operationPauses = try container.decodeIfPresent([OperationPause].self, forKey: .operationPauses) ?? []
         pinnedCrashes = try container.decodeIfPresent([PinnedCrash].self, forKey: .pinnedCrashes)
         isolatedNodes = try container.decodeIfPresent([UInt32].self, forKey: .isolatedNodes) ?? []
+        timeCuts = try container.decodeIfPresent([TimeCut].self, forKey: .timeCuts) ?? []
     }
 
     /// Fields added after the first format are written only when set, so a run recorded before
@@ -280,6 +318,7 @@ public struct Interventions: Codable, Equatable, Sendable {
         if !operationPauses.isEmpty { try container.encode(operationPauses, forKey: .operationPauses) }
         if let pinnedCrashes { try container.encode(pinnedCrashes, forKey: .pinnedCrashes) }
         if !isolatedNodes.isEmpty { try container.encode(isolatedNodes, forKey: .isolatedNodes) }
+        if !timeCuts.isEmpty { try container.encode(timeCuts, forKey: .timeCuts) }
     }
 
     public struct DroppedMessage: Codable, Equatable, Hashable, Sendable, Comparable {
@@ -305,6 +344,7 @@ public struct Interventions: Codable, Equatable, Sendable {
     public var isEmpty: Bool {
         skippedTicks.isEmpty && skippedCrashPoints.isEmpty && skippedOperations.isEmpty && droppedMessages.isEmpty && droppedGroups.isEmpty
             && tickShift == 0 && operationShifts.allSatisfy { $0 == 0 } && pinnedCrashes == nil && isolatedNodes.isEmpty
+            && timeCuts.isEmpty
     }
 
     /// Sorted, without repeats, so equal interventions encode identically.

@@ -16,8 +16,14 @@ final class InterventionState {
     var pinnedCrashes: [Interventions.PinnedCrash]?
     var occurrences: [UInt64: UInt64] = [:]
     var log = ExternalEventLog()
+    /// Stretches cut out of the run; how many of them the nemesis ticks and each client are past.
+    let timeCuts: [Interventions.TimeCut]
+    var ticksPastCuts = 0
+    var clientsPastCuts: [Int]
 
     init(_ interventions: Interventions, clients: Int) {
+        timeCuts = interventions.timeCuts
+        clientsPastCuts = [Int](repeating: 0, count: clients)
         skippedTicks = Set(interventions.skippedTicks)
         skippedCrashPoints = Set(interventions.skippedCrashPoints)
         pinnedCrashes = interventions.pinnedCrashes?.sorted()
@@ -55,7 +61,10 @@ final class InterventionState {
 /// operations issued), each with its identity for `Interventions` and the event that shows it.
 public struct ExternalEventLog: Sendable {
     public var ticks: [(ordinal: UInt64, event: UInt64)] = []
-    public var crashPoints: [(ordinal: UInt64, event: UInt64)] = []
+    /// The crash points that fired, with their kind (`NodeContext.crashPoint`).
+    public var crashPoints: [(ordinal: UInt64, event: UInt64, site: String)] = []
+    /// When each crash point counted (fired or not) was reached: `skippedCrashPoints` numbers them.
+    public var crashPointTimes: [UInt64] = []
     /// client << 32 | ordinal.
     public var operations: [(identity: UInt64, event: UInt64)] = []
     public init() {}

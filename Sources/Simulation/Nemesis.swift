@@ -80,6 +80,14 @@ extension Simulator {
             queue.push(time: time + nemesis.configuration.tickNanoseconds, kind: .nemesisTick)
         }
         let stream = DecisionStream.nemesis
+        if let interventions {
+            // Past a cut stretch, the ticks go on as the recording's after it.
+            while interventions.ticksPastCuts < interventions.timeCuts.count
+                    && interventions.timeCuts[interventions.ticksPastCuts].at <= time {
+                tickOrdinal += interventions.timeCuts[interventions.ticksPastCuts].ticks
+                interventions.ticksPastCuts += 1
+            }
+        }
         tickOrdinal += 1
         decider.feed?.beginTick(tickOrdinal)
         // Drawn even at a rate of 1, so that every tick leaves a decision a replay can align on.
@@ -513,18 +521,20 @@ extension Simulator {
     /// is on, and the blast radius has room. The node dies at that point: nothing it does for the
     /// rest of the handler reaches the network, the disk or a client, and it crashes (losing
     /// un-synced writes) when the handler returns, to restart within 50 ms.
-    func crashPoint(node: NodeID) {
+    func crashPoint(node: NodeID, site: String = "") {
         let slot = slots[Int(node)]
         guard !slot.crashing, nemesis.injecting, nemesis.faults.contains(where: { $0.kind == .crash }) else { return }
         let touched = slots.filter { !$0.up || $0.paused }.count
         guard touched < blastRadius else { return }
         interventions?.crashPoints += 1
+        interventions?.log.crashPointTimes.append(time)
         if let interventions, let pinned = interventions.pinnedCrashes {
-            // Pinned: the node's earliest due crash fires here; nothing is drawn.
-            guard let index = pinned.firstIndex(where: { $0.node == node && $0.notBefore <= time }) else { return }
+            // Pinned: the node's earliest due crash of this kind fires here; nothing is drawn.
+            guard let index = pinned.firstIndex(where: { $0.node == node && $0.notBefore <= time && ($0.site ?? site) == site })
+            else { return }
             slot.pinnedDownFor = pinned[index].downFor
             interventions.pinnedCrashes!.remove(at: index)
-            interventions.log.crashPoints.append((interventions.crashPoints, eventCount))
+            interventions.log.crashPoints.append((interventions.crashPoints, eventCount, site))
             slot.crashing = true
             emit(.log, node: node, payload: Array("crash point".utf8))
             return
@@ -532,7 +542,7 @@ extension Simulator {
         guard decide(stream: DecisionStream.nemesis, tag: DecisionTag.crashPoint, below: 4) == 0 else { return }
         if let interventions {
             if interventions.skippedCrashPoints.contains(interventions.crashPoints) { return }
-            interventions.log.crashPoints.append((interventions.crashPoints, eventCount))
+            interventions.log.crashPoints.append((interventions.crashPoints, eventCount, site))
         }
         slot.crashing = true
         emit(.log, node: node, payload: Array("crash point".utf8))

@@ -72,7 +72,8 @@ public final class NodeContext {
     /// sending). Under suites with crashes the simulator sometimes kills the node right here:
     /// nothing it does afterwards in this handler reaches the network, the disk or a client, and
     /// it restarts from its durable disk moments later. Fault injection aimed by the code itself.
-    public func crashPoint() { simulator.crashPoint(node: id) }
+    /// `site` names the kind of moment ("after a vote"); a shrunk run keeps a crash at its kind.
+    public func crashPoint(_ site: String = "") { simulator.crashPoint(node: id, site: site) }
 
     /// Reports a violation the node itself detected (an assertion of the system's own).
     public func reportViolation(kind: String, _ explanation: String) {

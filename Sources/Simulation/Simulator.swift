@@ -612,6 +612,25 @@ public final class Simulator {
 
     private func issueOperation(client: UInt32) {
         guard !stopped, Int(client) < clientBusy.count, !clientBusy[Int(client)], time < quietFrom else { return }
+        if let interventions {
+            // Past a cut stretch, the client goes on with the recording's operations after it.
+            while interventions.clientsPastCuts[Int(client)] < interventions.timeCuts.count
+                    && interventions.timeCuts[interventions.clientsPastCuts[Int(client)]].at <= time {
+                let cut = interventions.timeCuts[interventions.clientsPastCuts[Int(client)]]
+                interventions.clientsPastCuts[Int(client)] += 1
+                if Int(client) < cut.operationShifts.count {
+                    operationOrdinals[Int(client)] = max(operationOrdinals[Int(client)], cut.operationShifts[Int(client)])
+                }
+                if Int(client) < cut.resumeAfter.count {
+                    let delay = cut.resumeAfter[Int(client)]
+                    guard delay != UInt64.max else { return }
+                    if cut.at + delay > time {
+                        if cut.at + delay < configuration.endNanoseconds { queue.push(time: cut.at + delay, kind: .clientNext, a: client) }
+                        return
+                    }
+                }
+            }
+        }
         operationOrdinals[Int(client)] += 1
         let identity = UInt64(client) << 32 | operationOrdinals[Int(client)]
         decider.feed?.beginOperation(identity)
@@ -625,7 +644,11 @@ public final class Simulator {
                 // thinks, and moves on to its next operation.
                 let pause = interventions.pauses[identity] ?? 0
                 guard pause != UInt64.max else { return }
-                let next = time + pause + configuration.clientIntervalNanoseconds
+                var next = time + pause + configuration.clientIntervalNanoseconds
+                // A wait that reaches into a cut stretch ends at the cut, where the client goes on
+                // as after the stretch.
+                let passed = interventions.clientsPastCuts[Int(client)]
+                if passed < interventions.timeCuts.count { next = min(next, max(time + 1, interventions.timeCuts[passed].at)) }
                 if next < configuration.endNanoseconds { queue.push(time: next, kind: .clientNext, a: client) }
                 return
             }

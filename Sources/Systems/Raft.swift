@@ -375,7 +375,7 @@ final class RaftNode: Node {
                 if granted { resetElectionTimer(context) }
             }
             context.send(Message(type: RaftMessage.vote, key: term, body: [granted ? 1 : 0]), to: source)
-            if granted { context.crashPoint() }
+            if granted { context.crashPoint("after a vote") }
         case RaftMessage.vote:
             guard role == .candidate, message.key == term else { return }
             guard reader.byte() == 1 else { return }
@@ -476,7 +476,7 @@ final class RaftNode: Node {
             commitIndex = candidate
             apply(context)
             // Committed and answered, but no follower knows yet.
-            context.crashPoint()
+            context.crashPoint("after a commit")
         }
     }
 
@@ -535,7 +535,7 @@ final class RaftNode: Node {
         pending[lastIndex] = request
         matchIndex[Int(id)] = lastIndex
         // A leader that dies with an entry only on its own disk leaves it for a later term to settle.
-        context.crashPoint()
+        context.crashPoint("after an append")
         broadcastAppend(context)
         if context.clusterSize == 1 { advanceCommit(context) }
     }

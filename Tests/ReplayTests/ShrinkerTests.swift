@@ -108,6 +108,74 @@ final class ShrinkerTests: StoreTestCase {
         XCTAssertFalse(String(decoding: try JSONCoding.encoder.encode(silence), as: UTF8.self).contains("isolatedNodes"))
         XCTAssertEqual(try JSONDecoder().decode(Interventions.self, from: JSONCoding.encoder.encode(cutOff)), cutOff)
     }
+
+    /// A stretch cut out of a run's middle: the run goes on from its own state, with the
+    /// recording's faults and operations from after the stretch, each as long after the cut as it
+    /// came after the stretch.
+    func testACutStretchGoesOnWithTheRecordingAfterIt() throws {
+        var config = configuration(RaftSystem.self, seed: 11, suite: .network, bug: nil, nodes: 5)
+        config.durationNanoseconds = 4_000_000_000
+        config.livenessNanoseconds = 0
+        let tick = config.nemesis.tickNanoseconds
+        let json = String(decoding: try JSONCoding.encoder.encode(config), as: UTF8.self)
+        let recorder = try store.beginRun(seed: config.seed, configuration: json, toolVersion: "test")
+        _ = Simulator(configuration: config, system: RaftSystem(configuration: config), recorder: recorder).run()
+        let replayer = try Replayer(store: store, run: recorder.runID)
+        func run(_ configuration: SimulationConfiguration) -> [Event] {
+            var events: [Event] = []
+            let simulator = Simulator(configuration: configuration, system: RaftSystem(configuration: configuration), recorder: nil)
+            _ = replayer.attachTolerantFeed(to: simulator)
+            let matching = simulator.observer
+            simulator.observer = { kind, time, node, peer, id, payload in
+                matching?(kind, time, node, peer, id, payload)
+                events.append(Event(kind: kind, time: time, node: node, peer: peer, id: id, payload: Array(payload)))
+            }
+            _ = simulator.run()
+            return events
+        }
+        let recorded = run(config)
+        // The stretch [1 s, 2 s): each client goes on with its first operation from 2 s on.
+        let at: UInt64 = 1_000_000_000, end: UInt64 = 2_000_000_000
+        let invokes = recorded.filter { $0.kind == .clientInvoke }
+        var shifts = [UInt64](repeating: 0, count: config.clients)
+        var resumes = [UInt64](repeating: UInt64.max, count: config.clients)
+        for client in 0..<config.clients {
+            let own = invokes.filter { $0.node == UInt32(client) }
+            guard let next = own.firstIndex(where: { $0.time >= end }) else { continue }
+            shifts[client] = UInt64(next)
+            resumes[client] = own[next].time - end
+        }
+        var cut = config
+        var interventions = Interventions()
+        interventions.timeCuts = [Interventions.TimeCut(at: at, ticks: (end - at) / tick, operationShifts: shifts, resumeAfter: resumes)]
+        cut.interventions = interventions
+        cut.durationNanoseconds -= end - at
+        let after = run(cut)
+
+        // Faults come at the same ticks, a second earlier, from the cut on (which fault a tick
+        // picks also depends on the faults in force, which the cut changed).
+        let faultKinds: Set<EventKind> = [.partition, .networkFault]
+        let recordedFaults = recorded.filter { faultKinds.contains($0.kind) && $0.time >= end }.map { $0.time - (end - at) }
+        let cutFaults = after.filter { faultKinds.contains($0.kind) && $0.time >= at }.map(\.time)
+        XCTAssertGreaterThan(recordedFaults.count, 2)
+        XCTAssertEqual(cutFaults, recordedFaults)
+        // Each client's first operation after the cut is the recording's first after the stretch.
+        var resumed = 0
+        for client in 0..<config.clients where resumes[client] != UInt64.max {
+            let expected = invokes.first { $0.node == UInt32(client) && $0.time >= end }
+            let actual = after.first { $0.kind == .clientInvoke && $0.node == UInt32(client) && $0.time >= at }
+            XCTAssertEqual(actual?.payload, expected?.payload, "client \(client)")
+            resumed += 1
+        }
+        XCTAssertGreaterThan(resumed, 0)
+        // Before the cut the run is the recording; it ends a second earlier.
+        XCTAssertEqual(after.prefix { $0.time < at }.count, recorded.prefix { $0.time < at }.count)
+        XCTAssertEqual(after.last?.time, cut.durationNanoseconds)
+        let encoded = String(decoding: try JSONCoding.encoder.encode(interventions), as: UTF8.self)
+        XCTAssertTrue(encoded.contains("timeCuts"))
+        XCTAssertEqual(try JSONDecoder().decode(Interventions.self, from: Data(encoded.utf8)), interventions)
+        XCTAssertFalse(String(decoding: try JSONCoding.encoder.encode(Interventions()), as: UTF8.self).contains("timeCuts"))
+    }
 }
 
 /// The committed minimal counterexamples: each replays exactly and shows its violation with the
