@@ -34,10 +34,13 @@ public struct LinearizabilityChecker: Sendable {
     /// - Complexity: exponential in the worst case (the problem is NP-complete); the cache and the
     ///   partitioning keep the histories of real systems to a few steps per operation.
     public func check<M: Model>(_ operations: [HistoryOperation], model: M) -> LinearizabilityVerdict {
-        // Group by key, in the order keys first appear; smallest partitions first.
+        // Group by key, in the order keys first appear; smallest partitions first. A read whose
+        // result nobody saw (it timed out, its node crashed) neither constrains the order nor
+        // changes the state: it goes, and with it a branch of the search at every point it could
+        // take effect (a crash-heavy run leaves dozens, which ran the search out of steps).
         var order: [Value?] = []
         var groups: [Value?: [HistoryOperation]] = [:]
-        for operation in operations {
+        for operation in operations where !(operation.function == .read && operation.completion == nil) {
             if groups[operation.key] == nil { order.append(operation.key) }
             groups[operation.key, default: []].append(operation)
         }

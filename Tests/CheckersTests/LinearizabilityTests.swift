@@ -182,6 +182,21 @@ final class LinearizabilityTests: XCTestCase {
         XCTAssertNotNil(failure(HistoryModel.kv.check(generator.generate(violation: true))))
     }
 
+    func testReadsWithUnknownResultsDoNotCostTheSearch() throws {
+        // Twenty-four reads whose results nobody saw, open across a stale read: each could take
+        // effect anywhere (2^24 orders to rule out). They constrain nothing, so the search drops
+        // them and finds the stale read within a few steps.
+        var lines = ["{:process 0, :type :invoke, :f :write, :value 1}", "{:process 0, :type :ok, :f :write, :value 1}"]
+        for process in 2..<26 { lines.append("{:process \(process), :type :invoke, :f :read, :value nil}") }
+        lines += ["{:process 0, :type :invoke, :f :write, :value 2}", "{:process 0, :type :ok, :f :write, :value 2}",
+                  "{:process 1, :type :invoke, :f :read, :value nil}", "{:process 1, :type :ok, :f :read, :value 1}"]
+        for process in 2..<26 { lines.append("{:process \(process), :type :info, :f :read, :value nil}") }
+        let operations = try HistoryModel.register.operations(from: lines.joined(separator: "\n"))
+        let found = try XCTUnwrap(failure(HistoryModel.register.check(operations, checker: LinearizabilityChecker(maxSteps: 1_000))))
+        XCTAssertEqual(found.culprit?.process, 1)
+        XCTAssertEqual(found.operations.count, 3, "the open reads are not part of the search")
+    }
+
     func testABudgetTooSmallAnswersUnknown() {
         let operations = HistoryGenerator(clients: 10, keys: 1, operations: 300, seed: 2).generate(violation: false)
         if case .unknown = HistoryModel.kv.check(operations, checker: LinearizabilityChecker(maxSteps: 50)) {} else {
