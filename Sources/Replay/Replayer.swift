@@ -249,10 +249,12 @@ public final class Replayer {
     }
 
     /// A feed that matches this recording's decisions to a changed execution.
+    private lazy var tolerantTables = TolerantFeed.Tables(decisions, messages: decisionMessages, operations: decisionOperations,
+                                                          recorded: configuration.interventions ?? Interventions(),
+                                                          tickNanoseconds: configuration.nemesis.tickNanoseconds)
+
     func makeTolerantFeed(for simulator: Simulator) -> TolerantFeed {
-        let feed = TolerantFeed(decisions, messages: decisionMessages, operations: decisionOperations,
-                                recorded: configuration.interventions ?? Interventions(),
-                                tickNanoseconds: configuration.nemesis.tickNanoseconds)
+        let feed = TolerantFeed(tables: tolerantTables)
         feed.leftOutOperations = Set(configuration.interventions?.skippedOperations ?? [])
         // Both runs' times are compared on the timeline of the recording they come from: a run
         // that starts later in it, or cuts a stretch out, runs that much earlier on its own clock.
@@ -333,26 +335,53 @@ public final class TolerantFeed: DecisionFeed {
     public private(set) var new = 0
     private var total = 0
 
-    /// `recorded`: the recording's own shift and cuts, which place its times on its timeline.
-    public init(_ decisions: [Event], messages: [UInt64?], operations: [UInt64?] = [], recorded: Interventions = Interventions(),
-                tickNanoseconds: UInt64 = 1) {
-        self.tickNanoseconds = max(1, tickNanoseconds)
-        var tick: UInt64 = 0
-        for (index, decision) in decisions.enumerated() {
-            total += 1
-            let time = recorded.recordingTime(decision.time, tickNanoseconds: self.tickNanoseconds)
-            if let message = messages[index] {
-                byMessage[message, default: []].append((time, decision.peer, decision.id))
-            } else if decision.node == DecisionStream.nemesis && Self.tickTags.contains(decision.peer) {
-                // A tick's decisions are drawn at its time, a whole number of ticks in.
-                if decision.peer == DecisionTag.nemesisInject { tick = time / self.tickNanoseconds }
-                ticks[tick, default: []].append((decision.peer, decision.id))
-            } else if index < operations.count, let operation = operations[index] {
-                byOperation[operation, default: []].append((decision.peer, decision.id))
-            } else {
-                byStream[UInt64(decision.node) << 32 | UInt64(decision.peer), default: []].append((time, decision.id))
+    /// A recording's decisions sorted into what a feed matches from. Built once per recording;
+    /// each feed starts from a copy (a shrink makes thousands).
+    public struct Tables {
+        var byMessage: [UInt64: [(time: UInt64, tag: UInt32, value: UInt64)]] = [:]
+        var byStream: [UInt64: [(time: UInt64, value: UInt64)]] = [:]
+        var ticks: [UInt64: [(tag: UInt32, value: UInt64)]] = [:]
+        var byOperation: [UInt64: [(tag: UInt32, value: UInt64)]] = [:]
+        var total = 0
+        let tickNanoseconds: UInt64
+
+        /// `recorded`: the recording's own shift and cuts, which place its times on its timeline.
+        public init(_ decisions: [Event], messages: [UInt64?], operations: [UInt64?] = [], recorded: Interventions = Interventions(),
+                    tickNanoseconds: UInt64 = 1) {
+            self.tickNanoseconds = max(1, tickNanoseconds)
+            var tick: UInt64 = 0
+            for (index, decision) in decisions.enumerated() {
+                total += 1
+                let time = recorded.recordingTime(decision.time, tickNanoseconds: self.tickNanoseconds)
+                if let message = messages[index] {
+                    byMessage[message, default: []].append((time, decision.peer, decision.id))
+                } else if decision.node == DecisionStream.nemesis && TolerantFeed.tickTags.contains(decision.peer) {
+                    // A tick's decisions are drawn at its time, a whole number of ticks in.
+                    if decision.peer == DecisionTag.nemesisInject { tick = time / self.tickNanoseconds }
+                    ticks[tick, default: []].append((decision.peer, decision.id))
+                } else if index < operations.count, let operation = operations[index] {
+                    byOperation[operation, default: []].append((decision.peer, decision.id))
+                } else {
+                    byStream[UInt64(decision.node) << 32 | UInt64(decision.peer), default: []].append((time, decision.id))
+                }
             }
         }
+    }
+
+    public init(tables: Tables) {
+        tickNanoseconds = tables.tickNanoseconds
+        byMessage = tables.byMessage
+        byStream = tables.byStream
+        ticks = tables.ticks
+        byOperation = tables.byOperation
+        total = tables.total
+    }
+
+    /// `recorded`: the recording's own shift and cuts, which place its times on its timeline.
+    public convenience init(_ decisions: [Event], messages: [UInt64?], operations: [UInt64?] = [],
+                            recorded: Interventions = Interventions(), tickNanoseconds: UInt64 = 1) {
+        self.init(tables: Tables(decisions, messages: messages, operations: operations, recorded: recorded,
+                                 tickNanoseconds: tickNanoseconds))
     }
 
     static let tickTags: Set<UInt32> = [DecisionTag.nemesisInject, DecisionTag.nemesisFault, DecisionTag.nemesisTarget,
