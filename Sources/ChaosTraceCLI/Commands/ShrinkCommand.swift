@@ -11,9 +11,9 @@ struct ShrinkCommand: ParsableCommand {
         abstract: "Minimize a failing run to the smallest run that shows the same violation.",
         discussion: """
         Re-executes the run again and again with parts left out (what lies outside the violation's
-        causal past, faults, crash points, client operations, message groups of one term or view,
-        single deliveries, nodes), keeping every removal after which the same violation (checker
-        and kind) still occurs. The result is recorded as a new run linked to the original, whose
+        causal past, faults, crash points, client operations, quiet stretches of heartbeats,
+        message groups of one term or view, single deliveries, nodes), keeping every removal after
+        which the same violation (checker and kind) still occurs. The result is recorded as a new run linked to the original, whose
         'chaostrace replay' reproduces the violation. --report writes a Markdown bug report with a
         Mermaid sequence diagram.
 
