@@ -665,9 +665,17 @@ public final class Shrinker {
 
     static let quietMargin: UInt64 = 300_000_000
 
-    /// Renumbers the crash points and messages the interventions name by their count, for a run
-    /// without the current run's stretch `[from, to)`: those in it go, those after it move up.
+    /// Adjusts what the interventions name by time or by count for a run without the current
+    /// run's stretch `[from, to)`: pinned crashes, skipped crash points and dropped messages in it
+    /// go, those after it move up.
     private func renumber(leavingOut from: UInt64, _ to: UInt64, in interventions: inout Interventions) {
+        interventions.pinnedCrashes = interventions.pinnedCrashes?.compactMap { crash in
+            if crash.notBefore < from { return crash }
+            if crash.notBefore < to { return nil }
+            var moved = crash
+            moved.notBefore -= to - from
+            return moved
+        }
         let times = currentOutcome.external.crashPointTimes
         let before = UInt64(times.prefix { $0 < from }.count)
         let inside = UInt64(times.prefix { $0 < to }.count) - before
@@ -726,11 +734,6 @@ public final class Shrinker {
             cuts.append(Interventions.TimeCut(at: at, ticks: ticks, operationShifts: shifts, resumeAfter: resumes))
             self.renumber(leavingOut: at, end, in: &i)
             i.timeCuts = cuts.sorted { $0.at < $1.at }
-            i.pinnedCrashes = i.pinnedCrashes?.compactMap { crash in
-                if crash.notBefore < at { return crash }
-                if crash.notBefore < end { return nil }
-                return Interventions.PinnedCrash(node: crash.node, notBefore: crash.notBefore - length, downFor: crash.downFor, site: crash.site)
-            }
         }, configure: { $0.durationNanoseconds -= length })
     }
 
@@ -783,11 +786,6 @@ public final class Shrinker {
                 var moved = cut
                 moved.at -= start
                 return moved
-            }
-            // Pinned crashes move with the run; those before its new start go.
-            i.pinnedCrashes = i.pinnedCrashes?.compactMap { crash in
-                crash.notBefore >= start
-                    ? Interventions.PinnedCrash(node: crash.node, notBefore: crash.notBefore - start, downFor: crash.downFor, site: crash.site) : nil
             }
         }, configure: { $0.durationNanoseconds = duration })
     }
