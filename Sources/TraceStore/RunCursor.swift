@@ -22,7 +22,7 @@ public final class RunCursor {
         while remaining == 0 {
             guard chunk < reader.info.chunkCount else { return nil }
             let header = try reader.loadChunk(chunk, into: &buffer)
-            decoder = try EventDecoder(bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<header.rawSize]), baseTime: header.baseTime, scratch: scratch)
+            decoder = try EventDecoder(bytes: UnsafeRawBufferPointer(rebasing: buffer[0..<header.rawSize]), baseTime: header.baseTime, scratch: scratch, version: header.version)
             remaining = header.eventCount
             chunk += 1
         }

@@ -67,7 +67,7 @@ public final class RunReader {
         let run = info.id
         return try raw.withUnsafeBytes { bytes -> Bool in
             var decoder: EventDecoder
-            do { decoder = try EventDecoder(bytes: bytes, baseTime: header.baseTime, scratch: scratch) } catch {
+            do { decoder = try EventDecoder(bytes: bytes, baseTime: header.baseTime, scratch: scratch, version: header.version) } catch {
                 throw TraceStoreError.corruptChunk(path: store.path, run: run, chunk: chunk, reason: "\(error)")
             }
             var index = 0

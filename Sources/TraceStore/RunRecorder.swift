@@ -320,7 +320,7 @@ final class ChunkWriter: @unchecked Sendable {
                                              baseTime: encoder.baseTime, lastTime: encoder.lastTime)
                     bytes.removeAll(keepingCapacity: true)
                     bytes.append(contentsOf: header.encoded())
-                    try compressor.compress(raw, appendingTo: &bytes)
+                    try compressor.compress(raw, boundaries: encoder.boundaries, appendingTo: &bytes)
                     next = try store.commitChunk(run: info, header: header, bytes: bytes)
                 } catch let error as ZstdError {
                     failure = TraceStoreError.compression(path: store.path, reason: error.name)

@@ -21,8 +21,11 @@ public final class TraceStore {
     public struct Options: Sendable {
         public var readOnly = false
         /// Raw bytes buffered before a chunk is compressed and committed.
-        public var chunkSize = 64 << 10
-        public var compressionLevel: Int32 = 1
+        /// (128 KiB: about 20,000 events of a simulation, decoded in well under a millisecond on a
+        /// seek, and packed 5 % smaller than 64 KiB chunks.)
+        public var chunkSize = 128 << 10
+        /// zstd level (3: the best size that keeps recording within its overhead budget).
+        public var compressionLevel: Int32 = 3
         /// Initial LMDB map size; it grows on demand.
         public var initialMapSize = 64 << 20
         /// Flush to disk every this many chunks and when the store is closed. Commits are atomic
@@ -105,7 +108,7 @@ public final class TraceStore {
         let stored = try storage { (txn) throws(LMDBError) in try txn.get(metaDB, key: Self.formatVersionKey) }
         if let stored {
             let text = String(decoding: stored, as: UTF8.self)
-            guard text == String(EventCodec.formatVersion) else { throw TraceStoreError.unsupportedFormat(path: path, found: text) }
+            guard EventCodec.readableFormatVersions.contains(text) else { throw TraceStoreError.unsupportedFormat(path: path, found: text) }
         } else if isNew {
             try storageWrite { (txn) throws(LMDBError) in
                 try txn.put(metaDB, key: Self.formatVersionKey, value: Array(String(EventCodec.formatVersion).utf8))
@@ -259,6 +262,8 @@ public final class TraceStore {
                                eventCount: 0, chunkCount: 0, lastEventTime: 0, virtualEndTime: nil,
                                kindCounts: nil, parentRun: parentRun, writerPID: getpid(), storedBytes: 0, digest: nil)
             try txn.put(metaDB, key: Self.nextRunKey, value: Self.runKey(next + 1))
+            // A store of an older format takes chunks of the current one from now on.
+            try txn.put(metaDB, key: Self.formatVersionKey, value: Array(String(EventCodec.formatVersion).utf8))
             try txn.put(runsDB, key: Self.runKey(next), value: RunInfoCoding.encode(info))
             return info
         }

@@ -36,7 +36,7 @@ public enum TraceStoreError: Error, CustomStringConvertible, Equatable {
         case .notAStore(let path, let reason):
             "\(path) is not a readable ChaosTrace store (\(reason)); check the path, or restore the file from a copy"
         case .unsupportedFormat(let path, let found):
-            "\(path) has trace format version \(found), but this build reads version \(EventCodec.formatVersion); use a matching chaostrace"
+            "\(path) has trace format version \(found), but this build reads versions \(EventCodec.readableFormatVersions.sorted().joined(separator: " and ")); use a matching chaostrace"
         case .runNotFound(let path, let run):
             "no run '\(run)' in \(path); list the runs with: chaostrace ls --store \(path)"
         case .corruptChunk(let path, let run, let chunk, let reason):

@@ -62,6 +62,41 @@ public final class ZstdCompressor {
         output.removeLast(bound - written)
     }
 
+    /// Appends one zstd frame holding `input` to `output`, starting a new block at each of
+    /// `boundaries` (offsets into `input`, ascending). Each block gets its own entropy tables, so
+    /// columns of different statistics laid end to end compress as well as apart, while matches
+    /// still reach across them; any zstd decoder reads the frame as usual.
+    public func compress(_ input: UnsafeRawBufferPointer, boundaries: [Int], appendingTo output: inout [UInt8]) throws {
+        let bound = chaostrace_zstd_compress_bound(input.count) + 64 * (boundaries.count + 1)
+        let start = output.count
+        output.append(contentsOf: repeatElement(0, count: bound))
+        do {
+            _ = ZSTD_CCtx_reset(context, ZSTD_reset_session_only)
+            _ = try checked(ZSTD_CCtx_setPledgedSrcSize(context, UInt64(input.count)))
+            let written = try output.withUnsafeMutableBytes { (buffer) throws -> Int in
+                var out = ZSTD_outBuffer(dst: buffer.baseAddress! + start, size: bound, pos: 0)
+                var segmentStart = 0
+                for end in boundaries + [input.count] where end >= segmentStart && end <= input.count {
+                    let last = end == input.count
+                    var inBuffer = ZSTD_inBuffer(src: input.baseAddress.map { $0 + segmentStart }, size: end - segmentStart, pos: 0)
+                    while true {
+                        let remaining = try checked(ZSTD_compressStream2(context, &out, &inBuffer, last ? ZSTD_e_end : ZSTD_e_flush))
+                        if remaining == 0 && inBuffer.pos == inBuffer.size { break }
+                        guard out.pos < out.size else { throw ZstdError(check: "compression output bound exceeded") }
+                    }
+                    segmentStart = end
+                    if last { break }
+                }
+                return out.pos
+            }
+            output.removeLast(bound - written)
+        } catch {
+            output.removeSubrange(start...)
+            _ = ZSTD_CCtx_reset(context, ZSTD_reset_session_only)
+            throw error
+        }
+    }
+
     public func compress(_ input: [UInt8]) throws -> [UInt8] {
         var output: [UInt8] = []
         try input.withUnsafeBytes { (raw) throws in try compress(raw, appendingTo: &output) }

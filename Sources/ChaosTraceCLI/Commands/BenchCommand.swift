@@ -17,8 +17,8 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Events in the synthetic run.") var events: Int = 2_000_000
     @Option(help: "Random seeks to time.") var seeks: Int = 2_000
-    @Option(help: "Raw chunk size in bytes.") var chunkSize: Int = 64 << 10
-    @Option(help: "zstd level of the trace chunks.") var level: Int32 = 3
+    @Option(help: "Raw chunk size in bytes.") var chunkSize: Int = TraceStore.Options().chunkSize
+    @Option(help: "zstd level of the trace chunks.") var level: Int32 = TraceStore.Options().compressionLevel
     @Option(help: "Virtual seconds of each simulator run.") var simSeconds: Double = 2
     @Option(help: "Recording-on/off pairs of simulator runs (each the best of three of both).") var simPairs: Int = 5
     @Flag(help: "Print the figures as one JSON object.") var json = false
@@ -127,17 +127,22 @@ struct StoreBench {
 
         // Streaming decode of the stored run.
         let reader = try store.reader(run: info.id)
+        // The fastest of three passes: noise on a shared machine only ever adds time.
         var checksum: UInt64 = 0
-        var decoded = 0
-        let decodeTime = try clock.measure {
-            try reader.forEach { _, event in
-                checksum &+= event.time &+ event.id &+ UInt64(event.node) &+ UInt64(event.payload.count)
-                decoded += 1
-                return true
+        var bestDecode = Double.infinity
+        for _ in 0..<3 {
+            var decoded = 0
+            let decodeTime = try clock.measure {
+                try reader.forEach { _, event in
+                    checksum &+= event.time &+ event.id &+ UInt64(event.node) &+ UInt64(event.payload.count)
+                    decoded += 1
+                    return true
+                }
             }
+            precondition(decoded == events, "decoded \(decoded) of \(events) events")
+            bestDecode = min(bestDecode, seconds(decodeTime))
         }
-        precondition(decoded == events, "decoded \(decoded) of \(events) events")
-        figures.add("decode_events_per_s", Double(events) / seconds(decodeTime), unit: "events/s", target: "≥ 20 M")
+        figures.add("decode_events_per_s", Double(events) / bestDecode, unit: "events/s", target: "≥ 20 M")
 
         // Random seeks by event number, each touching one chunk.
         var state: UInt64 = 7
