@@ -40,6 +40,8 @@ public enum EventCodec {
     static let hasPayload: UInt8 = 0x40
     static let hasIDDelta: UInt8 = 0x80
     static let kindCount = 32
+    /// The highest kind number (`EventKind` numbers its cases 1…lastKind without gaps).
+    static let lastKind: UInt8 = 25
     /// Streams per kind in version 2: times, peers, ids, lengths, payloads.
     static let streamsPerKind = 5
     static let timesStream = 0, peersStream = 1, idsStream = 2, lengthsStream = 3, payloadsStream = 4
@@ -262,76 +264,112 @@ public final class EventEncoder {
 
     /// Encodes one event. `time` must not be earlier than the previous event's.
     /// - Complexity: O(payload size).
-    @inline(__always)
     public func append(kind: EventKind, time: UInt64, node: UInt32, peer: UInt32, id: UInt64, payload: UnsafeRawBufferPointer) {
+        withUnsafePointer(to: RecordBuffer.Record(time: time, id: id, node: node, peer: peer, payloadLength: UInt32(payload.count), kind: kind)) {
+            append(records: $0, count: 1, payloads: payload.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        }
+    }
+
+    /// Encodes `count` events, their payloads laid end to end at `payloads`. The hot state lives
+    /// in locals for the loop: stores through byte pointers could otherwise alias it, and every
+    /// event would reload it from memory.
+    func append(records: UnsafePointer<RecordBuffer.Record>, count: Int, payloads: UnsafePointer<UInt8>?) {
+        guard count > 0 else { return }
         if eventCount == 0 {
-            baseTime = time
-            lastTime = time
+            baseTime = records[0].time
+            lastTime = records[0].time
         }
-        precondition(time >= lastTime, "event time went backwards: \(time) after \(lastTime)")
-        let delta = time &- lastTime
-        if delta != 0 && deltasDivisibleByMicro {
-            if delta % 1_000 != 0 { deltasDivisibleByMicro = false; deltasDivisibleByMilli = false }
-            else if delta % 1_000_000 != 0 { deltasDivisibleByMilli = false }
-        }
-        if eventCount == deltaCapacity { growDeltas() }
-        deltas[eventCount] = delta
-        let kindIndex = Int(kind.rawValue)
-        kindsPresent |= 1 << UInt32(kindIndex)
-        let kindStreams = streams + kindIndex * EventCodec.streamsPerKind
-        var head = kind.rawValue
-        if peer != 0 {
-            head |= EventCodec.hasPeer
-            kindStreams[EventCodec.peersStream].reserve(10)
-            kindStreams[EventCodec.peersStream].varint(UInt64(peer))
-        }
-        if EventCodec.rawIDKinds & (1 << UInt32(kindIndex)) != 0 {
-            if id != 0 {
-                head |= EventCodec.hasIDDelta
-                kindStreams[EventCodec.idsStream].reserve(10)
-                kindStreams[EventCodec.idsStream].varint(id)
+        heads.reserve(count)
+        nodes.reserve(count * 5)
+        while eventCount + count > deltaCapacity { growDeltas() }
+        let headsBase = heads.base, nodesBase = nodes.base, deltas = self.deltas
+        let streams = self.streams, originals = self.originals, lastPayload = self.lastPayload, previousIDs = self.previousIDs
+        var headsCount = heads.count, nodesCount = nodes.count, events = eventCount, last = lastTime
+        var micro = deltasDivisibleByMicro, milli = deltasDivisibleByMilli, present = kindsPresent
+        var offset = 0
+        for index in 0..<count {
+            let record = records[index]
+            let time = record.time
+            precondition(time >= last, "event time went backwards: \(time) after \(last)")
+            let delta = time &- last
+            if delta != 0 && micro {
+                if delta % 1_000 != 0 { micro = false; milli = false }
+                else if delta % 1_000_000 != 0 { milli = false }
             }
-        } else {
-            let sent = EventCodec.sentIDKinds & (1 << UInt32(kindIndex)) != 0
-            let context = sent ? EventCodec.sendContext : EventCodec.context(kind.rawValue, peer)
-            let previousID = previousIDs[context]
-            if id != previousID {
-                head |= EventCodec.hasIDDelta
-                kindStreams[EventCodec.idsStream].reserve(10)
-                kindStreams[EventCodec.idsStream].varint(zigzag(Int64(bitPattern: id &- previousID)))
-                if !sent { previousIDs[context] = id }
+            deltas[events] = delta
+            let kindIndex = Int(record.kind.rawValue)
+            let bit: UInt32 = 1 << UInt32(kindIndex)
+            present |= bit
+            let kindStreams = streams + kindIndex * EventCodec.streamsPerKind
+            var head = record.kind.rawValue
+            let peer = record.peer, id = record.id
+            if peer != 0 {
+                head |= EventCodec.hasPeer
+                kindStreams[EventCodec.peersStream].reserve(10)
+                kindStreams[EventCodec.peersStream].varint(UInt64(peer))
             }
-        }
-        if !payload.isEmpty {
-            head |= EventCodec.hasPayload
-            let length = payload.count
-            kindStreams[EventCodec.lengthsStream].reserve(10)
-            kindStreams[EventCodec.lengthsStream].varint(UInt64(length))
-            kindStreams[EventCodec.payloadsStream].reserve(length)
-            let target = kindStreams[EventCodec.payloadsStream].base + kindStreams[EventCodec.payloadsStream].count
-            let source = payload.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            if length < EventCodec.deltaLengthLimit {
-                let slot = kindIndex * EventCodec.deltaLengthLimit + length
-                let reference = lastPayload[slot]
-                if reference >= 0 {
-                    let previous = originals[kindIndex].base + reference
-                    for index in 0..<length { target[index] = source[index] &- previous[index] }
+            if EventCodec.rawIDKinds & bit != 0 {
+                if id != 0 {
+                    head |= EventCodec.hasIDDelta
+                    kindStreams[EventCodec.idsStream].reserve(10)
+                    kindStreams[EventCodec.idsStream].varint(id)
+                }
+            } else {
+                let sent = EventCodec.sentIDKinds & bit != 0
+                let context = sent ? EventCodec.sendContext : EventCodec.context(record.kind.rawValue, peer)
+                let previousID = previousIDs[context]
+                if id != previousID {
+                    head |= EventCodec.hasIDDelta
+                    kindStreams[EventCodec.idsStream].reserve(10)
+                    kindStreams[EventCodec.idsStream].varint(zigzag(Int64(bitPattern: id &- previousID)))
+                    if !sent { previousIDs[context] = id }
+                }
+            }
+            let length = Int(record.payloadLength)
+            if length > 0 {
+                head |= EventCodec.hasPayload
+                let source = payloads! + offset
+                offset += length
+                kindStreams[EventCodec.lengthsStream].reserve(10)
+                kindStreams[EventCodec.lengthsStream].varint(UInt64(length))
+                kindStreams[EventCodec.payloadsStream].reserve(length)
+                let target = kindStreams[EventCodec.payloadsStream].base + kindStreams[EventCodec.payloadsStream].count
+                if length < EventCodec.deltaLengthLimit {
+                    let slot = kindIndex * EventCodec.deltaLengthLimit + length
+                    let reference = lastPayload[slot]
+                    if reference >= 0 {
+                        let previous = originals[kindIndex].base + reference
+                        for byte in 0..<length { target[byte] = source[byte] &- previous[byte] }
+                    } else {
+                        target.update(from: source, count: length)
+                    }
+                    lastPayload[slot] = originals[kindIndex].count
                 } else {
                     target.update(from: source, count: length)
                 }
-                lastPayload[slot] = originals[kindIndex].count
-            } else {
-                target.update(from: source, count: length)
+                originals[kindIndex].append(UnsafeRawBufferPointer(start: source, count: length))
+                kindStreams[EventCodec.payloadsStream].count += length
             }
-            originals[kindIndex].append(payload)
-            kindStreams[EventCodec.payloadsStream].count += length
+            headsBase[headsCount] = head
+            headsCount += 1
+            var node = record.node
+            while node >= 0x80 {
+                nodesBase[nodesCount] = UInt8(truncatingIfNeeded: node) | 0x80
+                nodesCount += 1
+                node >>= 7
+            }
+            nodesBase[nodesCount] = UInt8(truncatingIfNeeded: node)
+            nodesCount += 1
+            last = time
+            events += 1
         }
-        heads.reserve(1)
-        heads.byte(head)
-        nodes.reserve(10)
-        nodes.varint(UInt64(node))
-        lastTime = time
-        eventCount += 1
+        heads.count = headsCount
+        nodes.count = nodesCount
+        eventCount = events
+        lastTime = last
+        deltasDivisibleByMicro = micro
+        deltasDivisibleByMilli = milli
+        kindsPresent = present
     }
 
     public func append(_ event: Event) {
@@ -448,7 +486,12 @@ public final class EventDecoder {
         let lastPayload = UnsafeMutablePointer<Int>.allocate(capacity: EventCodec.kindCount * EventCodec.deltaLengthLimit)
         var restored = UnsafeMutablePointer<UInt8>.allocate(capacity: 1 << 16)
         var restoredCapacity = 1 << 16
-        public init() {}
+        public init() {
+            previousIDs.initialize(repeating: 0, count: EventCodec.contextCount)
+            positions.initialize(repeating: 0, count: EventCodec.kindCount * EventCodec.streamsPerKind)
+            ends.initialize(repeating: 0, count: EventCodec.kindCount * EventCodec.streamsPerKind)
+            lastPayload.initialize(repeating: -1, count: EventCodec.kindCount * EventCodec.deltaLengthLimit)
+        }
         deinit {
             previousIDs.deallocate()
             positions.deallocate()
@@ -477,7 +520,6 @@ public final class EventDecoder {
         self.version = version
         self.scratch = scratch
         previousIDs = scratch.previousIDs
-        previousIDs.initialize(repeating: 0, count: EventCodec.contextCount)
         positions = scratch.positions
         ends = scratch.ends
         lastPayload = scratch.lastPayload
@@ -514,6 +556,7 @@ public final class EventDecoder {
             (peers, peersEnd) = try take(lengths[3])
             (ids, idsEnd) = try take(lengths[4])
             payloads = start
+            previousIDs.initialize(repeating: 0, count: 256)
             return
         }
         let headsLength = try length()
@@ -546,7 +589,15 @@ public final class EventDecoder {
         guard start == bytes.count else {
             throw DecodeError(reason: "\(bytes.count - start) bytes after the last stream", offset: start)
         }
-        lastPayload.initialize(repeating: -1, count: EventCodec.kindCount * EventCodec.deltaLengthLimit)
+        // Only the rows of the kinds present are read (deliveries read the sends' row): clearing
+        // just those keeps the decoder's working set small.
+        let idRows = kindsPresent | (kindsPresent & EventCodec.sentIDKinds != 0 ? 1 << UInt32(EventCodec.sendContext >> 8) : 0)
+        for kind in 0..<EventCodec.kindCount where idRows & (1 << UInt32(kind)) != 0 {
+            (previousIDs + (kind << 8)).update(repeating: 0, count: 256)
+        }
+        for kind in 0..<EventCodec.kindCount where differenceKinds & (1 << UInt32(kind)) != 0 {
+            (lastPayload + kind * EventCodec.deltaLengthLimit).update(repeating: -1, count: EventCodec.deltaLengthLimit)
+        }
         scratch.reserveRestored(bytes.count)
         restored = scratch.restored
     }
@@ -607,9 +658,13 @@ public final class EventDecoder {
     public func next() throws(DecodeError) -> RawEvent? {
         guard heads < headsEnd else { return nil }
         let head = base[heads]
-        guard let kind = EventKind(rawValue: head & EventCodec.kindMask) else {
-            throw DecodeError(reason: "unknown event kind \(head & EventCodec.kindMask)", offset: heads)
+        let raw = head & EventCodec.kindMask
+        // Kinds are numbered 1…lastKind in declaration order, so a kind's case is its number less
+        // one (a payload-free enum's cases are 0…n-1 in declaration order).
+        guard raw &- 1 < EventCodec.lastKind else {
+            throw DecodeError(reason: "unknown event kind \(raw)", offset: heads)
         }
+        let kind = unsafeBitCast(raw &- 1, to: EventKind.self)
         heads += 1
         if version == 1 { return try nextV1(head: head, kind: kind) }
         let kindIndex = Int(kind.rawValue)

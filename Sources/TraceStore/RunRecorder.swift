@@ -203,14 +203,7 @@ struct RecordBuffer: @unchecked Sendable {
     /// Encodes every record into `encoder` (after a reset).
     func encode(into encoder: EventEncoder) {
         encoder.reset()
-        var offset = 0
-        for index in 0..<count {
-            let record = records[index]
-            let length = Int(record.payloadLength)
-            encoder.append(kind: record.kind, time: record.time, node: record.node, peer: record.peer, id: record.id,
-                           payload: UnsafeRawBufferPointer(start: length == 0 ? nil : payloads + offset, count: length))
-            offset += length
-        }
+        encoder.append(records: records, count: count, payloads: payloadCount == 0 ? nil : UnsafePointer(payloads))
     }
 }
 

@@ -136,6 +136,11 @@ final class CodecTests: XCTestCase {
         XCTAssertThrowsError(try raw.withUnsafeBytes { try decodeAll($0, baseTime: ordered[0].time, version: 2) })
     }
 
+    func testKindsAreNumberedWithoutGapsUpToTheDecodersLimit() {
+        XCTAssertEqual(EventKind.allCases.map(\.rawValue), Array(1...EventCodec.lastKind))
+        for kind in EventKind.allCases { XCTAssertEqual(unsafeBitCast(kind.rawValue - 1, to: EventKind.self), kind) }
+    }
+
     func testTheKindMasksNameTheirKinds() {
         func mask(_ kinds: [EventKind]) -> UInt32 { kinds.reduce(0) { $0 | 1 << UInt32($1.rawValue) } }
         XCTAssertEqual(EventCodec.peerKeyedKinds, mask([.decision, .timerSet, .timerFire, .clientComplete, .diskFault, .resourcePressure]))
