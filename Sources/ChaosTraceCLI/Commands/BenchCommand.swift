@@ -20,7 +20,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Raw chunk size in bytes.") var chunkSize: Int = TraceStore.Options().chunkSize
     @Option(help: "zstd level of the trace chunks.") var level: Int32 = TraceStore.Options().compressionLevel
     @Option(help: "Virtual seconds of each simulator run.") var simSeconds: Double = 2
-    @Option(help: "Recording-on/off pairs of simulator runs (each the best of three of both).") var simPairs: Int = 5
+    @Option(help: "Recording-on/off pairs of simulator runs (each the best of three of both); the figures are their medians.") var simPairs: Int = 9
     @Flag(help: "Print the figures as one JSON object.") var json = false
 
     func validate() throws {
