@@ -159,6 +159,9 @@ struct SeedRunner {
     // MARK: - Several processes
 
     func runInProcesses() throws -> [RunOutcome] {
+        // The workers share one store: create it here first, so that no worker opens it while
+        // another is still setting it up.
+        if !command.noRecord { _ = try command.storeOptions.open(readOnly: false) }
         var arguments = ["run", "--json", "--store", command.storeOptions.store, "--seeds", String(command.seeds ?? 1),
                          "--first-seed", String(command.firstSeed)]
         if let suite = command.suite { arguments += ["--suite", suite.rawValue] }

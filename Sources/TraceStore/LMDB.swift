@@ -205,6 +205,19 @@ public final class LMDBEnvironment: @unchecked Sendable {
 public struct LMDBTransaction: ~Copyable {
     let txn: OpaquePointer
 
+    /// True when the environment's main database holds nothing (no named databases either).
+    func mainDatabaseIsEmpty() throws(LMDBError) -> Bool {
+        var dbi: MDB_dbi = 0
+        try lmdbCheck(mdb_dbi_open(txn, nil, 0, &dbi))
+        var stat = MDB_stat()
+        try lmdbCheck(mdb_stat(txn, dbi, &stat))
+        return stat.ms_entries == 0
+    }
+
+    func openDatabase(_ name: String, create: Bool) throws(LMDBError) -> LMDBDatabase {
+        try openDatabase(name, flags: create ? UInt32(MDB_CREATE) : 0)
+    }
+
     func openDatabase(_ name: String, flags: UInt32) throws(LMDBError) -> LMDBDatabase {
         var dbi: MDB_dbi = 0
         try lmdbCheck(mdb_dbi_open(txn, name, flags, &dbi))

@@ -84,15 +84,42 @@ public final class TraceStore {
                 throw TraceStoreError.storage(path: path, error: error)
             }
         }
-        // A file that existed must already be a store: never add our databases to someone else's.
-        let create = !options.readOnly && !existed
-        metaDB = try open("meta", create: create)
-        runsDB = try open("runs", create: create)
-        chunksDB = try open("chunks", create: create)
-        byEventDB = try open("by-event", create: create)
-        byTimeDB = try open("by-time", create: create)
-        checkpointsDB = try open("checkpoints", create: create)
-        try checkFormatVersion(isNew: create)
+        if options.readOnly {
+            metaDB = try open("meta", create: false)
+            runsDB = try open("runs", create: false)
+            chunksDB = try open("chunks", create: false)
+            byEventDB = try open("by-event", create: false)
+            byTimeDB = try open("by-time", create: false)
+            checkpointsDB = try open("checkpoints", create: false)
+            try checkFormatVersion(isNew: false)
+        } else {
+            // Set up in one write transaction: another process opening the file meanwhile waits for
+            // LMDB's writer lock and then finds the store whole. A file with nothing in it is a
+            // store not yet set up (just created, here or by another process); a file with other
+            // content must already be a store: never add our databases to someone else's.
+            let databases: [LMDBDatabase]
+            do {
+                databases = try environment.write { (txn) throws(LMDBError) -> [LMDBDatabase] in
+                    let isNew = try txn.mainDatabaseIsEmpty()
+                    var opened: [LMDBDatabase] = []
+                    for name in Self.databaseNames {
+                        opened.append(try txn.openDatabase(name, create: isNew))
+                    }
+                    if isNew {
+                        try txn.put(opened[0], key: Self.formatVersionKey, value: Array(String(EventCodec.formatVersion).utf8))
+                    }
+                    return opened
+                }
+            } catch {
+                if error == .notFound || error.meansBadFile || error.rawValue == EINVAL {
+                    throw TraceStoreError.notAStore(path: path, reason: "its databases are missing")
+                }
+                throw TraceStoreError.storage(path: path, error: error)
+            }
+            (metaDB, runsDB, chunksDB, byEventDB, byTimeDB, checkpointsDB) =
+                (databases[0], databases[1], databases[2], databases[3], databases[4], databases[5])
+            try checkFormatVersion(isNew: false)
+        }
         if !options.readOnly { try markDeadRunsIncomplete() }
     }
 

@@ -109,6 +109,19 @@ final class RunCommandTests: XCTestCase {
         XCTAssertEqual(seeds, [2, 4])
     }
 
+
+    func testJobsRecordingIntoANewStoreKeepEveryRun() throws {
+        // The workers share the store: none may find it half set up by another.
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        for attempt in 0..<3 {
+            let store = directory.appendingPathComponent("jobs\(attempt).trace").path
+            let run = try CLI.run(["run", "--system", "echo", "--seeds", "4", "--jobs", "2", "--store", store, "--json"] + short)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let listed = try CLI.run(["ls", "--store", store, "--json"])
+            XCTAssertEqual(try XCTUnwrap(try jsonObject(listed.stdout)["runs"] as? [[String: Any]]).count, 4, listed.stdout)
+        }
+    }
     func testBadRunFlagsAreUsageErrors() throws {
         for arguments in [["--suite", "nonsense"], ["--bug", "no.such-bug"], ["--system", "nope"], ["--shard", "3/2"],
                           ["--failure-rate", "2"], ["--seed", "1", "--seeds", "2"], ["--option", "fanout"],

@@ -129,4 +129,47 @@ final class DamageTests: XCTestCase {
             XCTAssertEqual(error as? TraceStoreError, .storeMissing(path: directory.appendingPathComponent("missing.trace").path))
         }
     }
+
+    func testAStoreFileCreatedButNotYetSetUpIsSetUpByWhoeverOpensItNext() throws {
+        // Another process may have created the file and not yet set it up: the store is set up in
+        // one write transaction, by whichever opener holds LMDB's writer lock first.
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("young.trace").path
+        do {
+            var options = LMDBEnvironment.Options()
+            options.initialMapSize = 1 << 20
+            _ = try LMDBEnvironment(path: path, options: options)
+        }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: path))
+        let store = try TraceStore(path: path)
+        var random = TestRandom(seed: 3)
+        let events = randomEvents(count: 200, random: &random)
+        let run = try record(events, in: store)
+        XCTAssertEqual(try store.reader(run: run).allEvents(), events)
+        XCTAssertTrue(try TraceStore(path: path).verify().ok, "a second opener finds the store whole")
+    }
+
+    func testSomebodyElsesLMDBFileIsNotTakenOver() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("foreign.mdb").path
+        do {
+            var options = LMDBEnvironment.Options()
+            options.initialMapSize = 1 << 20
+            let environment = try LMDBEnvironment(path: path, options: options)
+            let database = try environment.database(named: "theirs", create: true)
+            try environment.write { (txn) throws(LMDBError) in try txn.put(database, key: [1], value: [2]) }
+        }
+        XCTAssertThrowsError(try TraceStore(path: path)) { error in
+            XCTAssertEqual((error as? TraceStoreError)?.exitCode, 65, "\(error)")
+        }
+        // Nothing of ours was added to it.
+        var options = LMDBEnvironment.Options()
+        options.readOnly = true
+        let environment = try LMDBEnvironment(path: path, options: options)
+        XCTAssertThrowsError(try environment.database(named: "meta", create: false))
+        let theirs = try environment.database(named: "theirs", create: false)
+        XCTAssertEqual(try environment.read { (txn) throws(LMDBError) in try txn.get(theirs, key: [1]) }, [2])
+    }
 }
