@@ -140,15 +140,19 @@ struct ByteColumn {
 
     /// Appends a varint; the caller has reserved 10 bytes.
     @inline(__always)
-    mutating func varint(_ value: UInt64) {
+    mutating func varint(_ value: UInt64) { ByteColumn.write(varint: value, to: base, at: &count) }
+
+    /// Writes a varint at `base[offset]` and advances `offset`; the caller has made room.
+    @inline(__always)
+    static func write(varint value: UInt64, to base: UnsafeMutablePointer<UInt8>, at offset: inout Int) {
         var v = value
         while v >= 0x80 {
-            base[count] = UInt8(truncatingIfNeeded: v) | 0x80
-            count += 1
+            base[offset] = UInt8(truncatingIfNeeded: v) | 0x80
+            offset += 1
             v >>= 7
         }
-        base[count] = UInt8(truncatingIfNeeded: v)
-        count += 1
+        base[offset] = UInt8(truncatingIfNeeded: v)
+        offset += 1
     }
 
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
@@ -219,16 +223,6 @@ public final class EventEncoder {
         lastPayload.deallocate()
         deltas.deallocate()
         previousIDs.deallocate()
-    }
-
-    /// Bytes the chunk holds so far, with time deltas counted at one byte each (an estimate until
-    /// `finish`, good enough to decide when a chunk is full).
-    public var count: Int {
-        var total = heads.count * 2 + nodes.count
-        for kind in 0..<EventCodec.kindCount where kindsPresent & (1 << UInt32(kind)) != 0 {
-            for stream in EventCodec.peersStream...EventCodec.payloadsStream { total += streams[kind * EventCodec.streamsPerKind + stream].count }
-        }
-        return total
     }
 
     /// Forgets everything written; the next event starts a new chunk.
@@ -352,14 +346,7 @@ public final class EventEncoder {
             }
             headsBase[headsCount] = head
             headsCount += 1
-            var node = record.node
-            while node >= 0x80 {
-                nodesBase[nodesCount] = UInt8(truncatingIfNeeded: node) | 0x80
-                nodesCount += 1
-                node >>= 7
-            }
-            nodesBase[nodesCount] = UInt8(truncatingIfNeeded: node)
-            nodesCount += 1
+            ByteColumn.write(varint: UInt64(record.node), to: nodesBase, at: &nodesCount)
             last = time
             events += 1
         }

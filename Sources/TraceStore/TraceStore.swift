@@ -76,13 +76,15 @@ public final class TraceStore {
             throw TraceStoreError.storage(path: path, error: error)
         }
         let environment = environment
-        func open(_ name: String, create: Bool) throws -> LMDBDatabase {
-            do { return try environment.database(named: name, create: create) } catch {
-                if error == .notFound || error.meansBadFile || error.rawValue == EINVAL {
-                    throw TraceStoreError.notAStore(path: path, reason: "database '\(name)' is missing")
-                }
-                throw TraceStoreError.storage(path: path, error: error)
+        /// A database that cannot be opened means the file is not a store (or a damaged one).
+        func failure(_ error: LMDBError, _ missing: String) -> TraceStoreError {
+            if error == .notFound || error.meansBadFile || error.rawValue == EINVAL {
+                return .notAStore(path: path, reason: "\(missing) missing")
             }
+            return .storage(path: path, error: error)
+        }
+        func open(_ name: String, create: Bool) throws -> LMDBDatabase {
+            do { return try environment.database(named: name, create: create) } catch { throw failure(error, "database '\(name)' is") }
         }
         if options.readOnly {
             metaDB = try open("meta", create: false)
@@ -111,10 +113,7 @@ public final class TraceStore {
                     return opened
                 }
             } catch {
-                if error == .notFound || error.meansBadFile || error.rawValue == EINVAL {
-                    throw TraceStoreError.notAStore(path: path, reason: "its databases are missing")
-                }
-                throw TraceStoreError.storage(path: path, error: error)
+                throw failure(error, "its databases are")
             }
             (metaDB, runsDB, chunksDB, byEventDB, byTimeDB, checkpointsDB) =
                 (databases[0], databases[1], databases[2], databases[3], databases[4], databases[5])

@@ -171,11 +171,7 @@ final class DamageTests: XCTestCase {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("young.trace").path
-        do {
-            var options = LMDBEnvironment.Options()
-            options.initialMapSize = 1 << 20
-            _ = try LMDBEnvironment(path: path, options: options)
-        }
+        _ = try smallEnvironment(at: path)
         XCTAssertTrue(FileManager.default.fileExists(atPath: path))
         let store = try TraceStore(path: path)
         var random = TestRandom(seed: 3)
@@ -190,9 +186,7 @@ final class DamageTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("foreign.mdb").path
         do {
-            var options = LMDBEnvironment.Options()
-            options.initialMapSize = 1 << 20
-            let environment = try LMDBEnvironment(path: path, options: options)
+            let environment = try smallEnvironment(at: path)
             let database = try environment.database(named: "theirs", create: true)
             try environment.write { (txn) throws(LMDBError) in try txn.put(database, key: [1], value: [2]) }
         }
@@ -206,5 +200,12 @@ final class DamageTests: XCTestCase {
         XCTAssertThrowsError(try environment.database(named: "meta", create: false))
         let theirs = try environment.database(named: "theirs", create: false)
         XCTAssertEqual(try environment.read { (txn) throws(LMDBError) in try txn.get(theirs, key: [1]) }, [2])
+    }
+
+    /// A plain LMDB environment file, as another program (or a store still being set up) leaves it.
+    private func smallEnvironment(at path: String) throws -> LMDBEnvironment {
+        var options = LMDBEnvironment.Options()
+        options.initialMapSize = 1 << 20
+        return try LMDBEnvironment(path: path, options: options)
     }
 }
