@@ -235,8 +235,8 @@ public final class Replayer {
 
     /// Drives `simulator` with this recording's decisions matched tolerantly: the feed learns
     /// each message as it is sent, so network decisions follow their message.
-    public func attachTolerantFeed(to simulator: Simulator) -> TolerantFeed {
-        let feed = makeTolerantFeed(for: simulator)
+    public func attachTolerantFeed(to simulator: Simulator, crashesByCause: Bool = false) -> TolerantFeed {
+        let feed = makeTolerantFeed(for: simulator, crashesByCause: crashesByCause)
         simulator.setDecisionFeed(feed)
         simulator.observer = { kind, _, node, peer, _, payload in
             if kind == .send, let message = Message.decode(Array(payload)) {
@@ -253,8 +253,29 @@ public final class Replayer {
                                                           recorded: configuration.interventions ?? Interventions(),
                                                           tickNanoseconds: configuration.nemesis.tickNanoseconds)
 
-    func makeTolerantFeed(for simulator: Simulator) -> TolerantFeed {
-        let feed = TolerantFeed(tables: tolerantTables)
+    /// Learns which crash point drew each recorded crash-point decision: `draws` is the
+    /// `ExternalEventLog.crashDraws` of an execution of this recording that matched it exactly.
+    /// Feeds made `crashesByCause` then match crash points by what they are about, and one the
+    /// recording did not reach does not fire. Returns false (and changes nothing) when `draws` does not fit
+    /// the recording's crash-point decisions.
+    @discardableResult
+    public func learnCrashPoints(from draws: [(tag: UInt32, identity: UInt64?)]) -> Bool {
+        let recorded = decisions.filter { $0.node == DecisionStream.nemesis && TolerantFeed.crashTags.contains($0.peer) }.map(\.peer)
+        guard recorded == draws.map(\.tag), draws.contains(where: { $0.identity != nil }) else { return false }
+        crashTables = TolerantFeed.Tables(decisions, messages: decisionMessages, operations: decisionOperations,
+                                             recorded: configuration.interventions ?? Interventions(),
+                                             tickNanoseconds: configuration.nemesis.tickNanoseconds,
+                                             crashPoints: draws.map(\.identity))
+        return true
+    }
+
+    /// The tables with crash points matched by cause, once learnt.
+    private var crashTables: TolerantFeed.Tables?
+    public var knowsCrashCauses: Bool { crashTables != nil }
+
+    /// `crashesByCause`: match crash points by what they are about (when learnt), not in order.
+    func makeTolerantFeed(for simulator: Simulator, crashesByCause: Bool = false) -> TolerantFeed {
+        let feed = TolerantFeed(tables: crashesByCause ? crashTables ?? tolerantTables : tolerantTables)
         feed.leftOutOperations = Set(configuration.interventions?.skippedOperations ?? [])
         // Both runs' times are compared on the timeline of the recording they come from: a run
         // that starts later in it, or cuts a stretch out, runs that much earlier on its own clock.
@@ -342,18 +363,31 @@ public final class TolerantFeed: DecisionFeed {
         var byStream: [UInt64: [(time: UInt64, value: UInt64)]] = [:]
         var ticks: [UInt64: [(tag: UInt32, value: UInt64)]] = [:]
         var byOperation: [UInt64: [(tag: UInt32, value: UInt64)]] = [:]
+        var byCrash: [UInt64: [(time: UInt64, tag: UInt32, value: UInt64)]] = [:]
+        var crashesKeyed = false
         var total = 0
         let tickNanoseconds: UInt64
 
         /// `recorded`: the recording's own shift and cuts, which place its times on its timeline.
+        /// `crashPoints`: the identity of each recorded crash-point decision, in order
+        /// (`Replayer.learnCrashPoints`).
         public init(_ decisions: [Event], messages: [UInt64?], operations: [UInt64?] = [], recorded: Interventions = Interventions(),
-                    tickNanoseconds: UInt64 = 1) {
+                    tickNanoseconds: UInt64 = 1, crashPoints: [UInt64?] = []) {
             self.tickNanoseconds = max(1, tickNanoseconds)
+            crashesKeyed = !crashPoints.isEmpty
+            var crashDraw = 0
             var tick: UInt64 = 0
             for (index, decision) in decisions.enumerated() {
                 total += 1
                 let time = recorded.recordingTime(decision.time, tickNanoseconds: self.tickNanoseconds)
-                if let message = messages[index] {
+                var crash: UInt64?
+                if crashesKeyed && decision.node == DecisionStream.nemesis && TolerantFeed.crashTags.contains(decision.peer) {
+                    crash = crashDraw < crashPoints.count ? crashPoints[crashDraw] : nil
+                    crashDraw += 1
+                }
+                if let crash {
+                    byCrash[crash, default: []].append((time, decision.peer, decision.id))
+                } else if let message = messages[index] {
                     byMessage[message, default: []].append((time, decision.peer, decision.id))
                 } else if decision.node == DecisionStream.nemesis && TolerantFeed.tickTags.contains(decision.peer) {
                     // A tick's decisions are drawn at its time, a whole number of ticks in.
@@ -374,6 +408,8 @@ public final class TolerantFeed: DecisionFeed {
         byStream = tables.byStream
         ticks = tables.ticks
         byOperation = tables.byOperation
+        byCrash = tables.byCrash
+        crashesKeyed = tables.crashesKeyed
         total = tables.total
     }
 
@@ -382,6 +418,18 @@ public final class TolerantFeed: DecisionFeed {
                             recorded: Interventions = Interventions(), tickNanoseconds: UInt64 = 1) {
         self.init(tables: Tables(decisions, messages: messages, operations: operations, recorded: recorded,
                                  tickNanoseconds: tickNanoseconds))
+    }
+
+    static let crashTags: Set<UInt32> = [DecisionTag.crashPoint, DecisionTag.crashPointRestart]
+
+    /// A crash point's draws, by its identity, once the recording's are known
+    /// (`Replayer.learnCrashPoints`).
+    private var byCrash: [UInt64: [(time: UInt64, tag: UInt32, value: UInt64)]] = [:]
+    private var crashesKeyed = false
+    private var currentCrash: UInt64?
+
+    public func beginCrashPoint(_ identity: UInt64?) {
+        currentCrash = identity
     }
 
     static let tickTags: Set<UInt32> = [DecisionTag.nemesisInject, DecisionTag.nemesisFault, DecisionTag.nemesisTarget,
@@ -430,6 +478,25 @@ public final class TolerantFeed: DecisionFeed {
                     if recorded < bound { value = recorded }
                 }
                 byMessage[message] = queue
+            }
+        } else if stream == DecisionStream.nemesis && crashesKeyed && Self.crashTags.contains(tag), let crash = currentCrash {
+            // A crash point takes the draws recorded for the same node, kind and cause; one the
+            // recording never reached does not fire (a crash it never had would be a new fault,
+            // and would take some other crash point's draw).
+            currentCrash = nil
+            var queue = byCrash[crash] ?? []
+            let start = stretchStart
+            var stale = 0
+            while stale < queue.count && queue[stale].time < start { stale += 1 }
+            if stale > 0 { queue.removeFirst(stale) }
+            if let index = queue.firstIndex(where: { $0.tag == tag }) {
+                let recorded = queue.remove(at: index).value
+                if recorded < bound { value = recorded }
+            }
+            byCrash[crash] = queue
+            if value == nil && tag == DecisionTag.crashPoint && bound > 1 {
+                new += 1
+                return 1
             }
         } else if stream == DecisionStream.nemesis && Self.tickTags.contains(tag) {
             value = take(&tickDecisions, tag: tag, bound: bound)

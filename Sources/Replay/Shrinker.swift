@@ -31,6 +31,8 @@ public struct ShrinkResult {
     public var stages: [(name: String, replays: Int)]
     /// True when a budget ended the shrink before every stage was done.
     public var budgetExhausted: Bool
+    /// Whether the result's candidates matched crash points by cause (`Replayer.learnCrashPoints`).
+    public var crashesByCause = false
 }
 
 /// Minimizes a failing run: re-executes it from its recorded decisions (matched tolerantly, so a
@@ -80,11 +82,9 @@ public final class Shrinker {
         /// Every send: when, and its fingerprint (`DroppedMessage` numbers the sends of each).
         var sends: [(time: UInt64, fingerprint: UInt64)] = []
         var size: Int { deliveries.count + externalCount }
-        /// No more events in all or (`externalFirst`) fewer external events, or as many and no more
-        /// events in all.
-        func isSmaller(than other: Outcome, externalFirst: Bool) -> Bool {
-            externalFirst ? externalCount < other.externalCount || (externalCount == other.externalCount && size <= other.size)
-                : size <= other.size
+        /// Fewer external events, or as many and no more events in all.
+        func isSmaller(than other: Outcome) -> Bool {
+            externalCount < other.externalCount || (externalCount == other.externalCount && size <= other.size)
         }
         var externalCount: Int { external.ticks.count + external.crashPoints.count + external.operations.count }
     }
@@ -108,13 +108,17 @@ public final class Shrinker {
     }
 
     private(set) var replays = 0
+    /// How candidates match the recording's crash points: by what each was about (when learnt),
+    /// or in the order they were reached. Part of the current state: a candidate's outcome holds
+    /// for the matching it was executed with.
+    private var crashesByCause = false
 
     func execute(_ configuration: SimulationConfiguration) -> Outcome {
         replays += 1
         let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: nil)
         simulator.configurationInRunStart = false
         simulator.trackExternalEvents()
-        let feed = replayer.makeTolerantFeed(for: simulator)
+        let feed = replayer.makeTolerantFeed(for: simulator, crashesByCause: crashesByCause)
         simulator.setDecisionFeed(feed)
         var outcome = Outcome()
         // Message id → (send event, fingerprint, occurrence, group).
@@ -181,34 +185,38 @@ public final class Shrinker {
     private var stagePrefix = ""
 
     /// Where `shiftEarlier` tries to start a run.
-    private enum ShiftStrategy { case nearWitnesses, everyTick }
-
     /// How one search goes. A search is a chain of accepted steps, and in a chaotic system a
     /// different step early on can end in a much smaller counterexample, so the shrinker runs
-    /// several and keeps the smallest.
+    /// several and keeps the smallest. Every search aims at external events first: it accepts a
+    /// step that leaves some out even when more deliveries follow (a counterexample is read by
+    /// its faults and operations first; the deliveries shrink after), tries ending the run right
+    /// after the witnesses, leaves out whole keys' operations before single ones, and goes round
+    /// the external events stages again, before removing deliveries, while they make progress.
+    /// (Searches that started the run at every tick before the witnesses, or that took only steps
+    /// making the run no larger in all, gave no smallest result on the runs measured once the
+    /// crash-matching searches were in, and their share of the budgets went to those.)
     private struct SearchPlan {
-        var shift: ShiftStrategy
-        /// Aim at external events first: accept a step that leaves some out even when more
-        /// deliveries follow (a counterexample is read by its faults and operations first; the
-        /// deliveries shrink after), try ending the run right after the witnesses, leave out whole
-        /// keys' operations before single ones, and go round the external events stages again,
-        /// before removing deliveries, while they make progress. Otherwise every step must make the
-        /// run no larger in all.
-        var externalFirst: Bool
         /// Pin the crashes that fire (`pinCrashes`).
         var pinCrashes = false
+        /// Start with crash points matched by cause (when the recording's are known).
+        var crashesByCause = false
+        /// Its share of the budgets, against the searches after it.
+        var weight = 1
         /// Delta-debug all external events in the order they happened, before each kind alone:
         /// whole stretches of the run's history go at once, faults and operations together. (It
         /// replaced a search that aimed at the size in all from the same start, which on 14
         /// failing stale-read runs never gave the smallest result; this one gave two smaller.)
         var timeOrdered = false
     }
+    /// Measured on eight failing commit-old-term runs and fourteen failing stale-read runs: a
+    /// first search matching crash points by cause took the last commit-old-term failure of 200
+    /// seeds from 153 external events to 7, and one matching them in order kept the stale-read
+    /// results; each needs most of a budget to get there.
     private static let plans = [
-        SearchPlan(shift: .nearWitnesses, externalFirst: true),
-        SearchPlan(shift: .nearWitnesses, externalFirst: true, pinCrashes: true),
-        SearchPlan(shift: .nearWitnesses, externalFirst: true, timeOrdered: true),
-        SearchPlan(shift: .everyTick, externalFirst: true),
-        SearchPlan(shift: .everyTick, externalFirst: false),
+        SearchPlan(crashesByCause: true, weight: 6),
+        SearchPlan(weight: 4),
+        SearchPlan(pinCrashes: true),
+        SearchPlan(timeOrdered: true),
     ]
     private var plan = plans[0]
     /// The current search's share of the budgets.
@@ -236,7 +244,7 @@ public final class Shrinker {
         if candidate == current { return false }
         let outcome = execute(candidate)
         // Every accepted step leaves out more and makes the run no larger.
-        guard reproduces(outcome), outcome.isSmaller(than: currentOutcome, externalFirst: plan.externalFirst) else { return false }
+        guard reproduces(outcome), outcome.isSmaller(than: currentOutcome) else { return false }
         current = candidate
         currentOutcome = outcome
         report()
@@ -295,6 +303,12 @@ public final class Shrinker {
             stages.append((stagePrefix + name, replays - before))
         }
 
+        // The recorded run as it was: its sizes are the sizes before, and its crash points tell
+        // the feeds which crash point drew each recorded crash-point decision, so that a crash
+        // stays with what its node was handling when others come or go.
+        let whole = execute(replayer.configuration)
+        replayer.learnCrashPoints(from: whole.external.crashDraws)
+
         // The counterexample ends at its violation (the recording may have run on past it).
         current = replayer.configuration
         current.stopOnViolation = true
@@ -333,7 +347,6 @@ public final class Shrinker {
         currentOutcome = original
         // Sizes before: the whole recorded run, not only its part before the cut (and, for the
         // record, its deliveries up to the violation when it ran on past it).
-        let whole = execute(replayer.configuration)
         let violationTime = whole.violation?.time ?? UInt64.max
         let deliveriesToViolation = whole.deliveries.filter { $0.event < whole.steps.count && whole.steps[$0.event].time <= violationTime }.count
 
@@ -345,6 +358,7 @@ public final class Shrinker {
             if plan.pinCrashes { run("pin crashes") { pinCrashes() } }
             var pass = 0
             var externalPasses = 0
+            var progressSinceSwitch = true
             while budgetLeft && pass < 8 {
                 let before = currentOutcome.size
                 let externalBefore = currentOutcome.externalCount
@@ -367,9 +381,11 @@ public final class Shrinker {
                             i.pinnedCrashes = i.pinnedCrashes?.filter { !gone.contains($0) }
                         }
                     } else {
-                        reduce(currentOutcome.external.crashPoints.map(\.ordinal)) { slice, i in i.skippedCrashPoints += slice }
+                        reduce(currentOutcome.external.crashPoints.map { External.crashPoint($0.ordinal, $0.identity) }) { slice, i in
+                            self.leaveOut(slice, &i)
+                        }
                     }
-                    if plan.externalFirst { operationsByKey() }
+                    operationsByKey()
                     reduce(currentOutcome.external.operations.map(\.identity)) { slice, i in self.skip(slice, in: &i) }
                 }
                 run("external pairs") { removePairs() }
@@ -378,8 +394,16 @@ public final class Shrinker {
                 // Removing deliveries one by one is the dearest stage: while the external events
                 // still shrink, go round them again first (each removal also takes its
                 // deliveries along).
-                if plan.externalFirst && currentOutcome.externalCount < externalBefore && externalPasses < 8 {
+                if currentOutcome.externalCount < externalBefore && externalPasses < 8 {
                     externalPasses += 1
+                    progressSinceSwitch = true
+                    continue
+                }
+                // Stuck: the same run with crash points matched the other way has other
+                // neighbours, and often some of them still show the violation.
+                if externalPasses < 8 && progressSinceSwitch && switchCrashMatching() {
+                    externalPasses += 1
+                    progressSinceSwitch = false
                     continue
                 }
                 pass += 1
@@ -420,29 +444,39 @@ public final class Shrinker {
         }
         let startConfiguration = current!
         let startOutcome = currentOutcome!
-        var best: (configuration: SimulationConfiguration, outcome: Outcome)?
+        var best: (configuration: SimulationConfiguration, outcome: Outcome, crashesByCause: Bool)?
         for (index, plan) in Self.plans.enumerated() {
             searchMaxReplays = Int.max
             searchDeadline = .distantFuture
             guard budgetLeft else { break }
-            // The first search may use half the budgets; the others share what is left evenly
-            // (what one does not use goes to the next). Measured on 14 failing stale-read runs,
-            // an uncapped first search ended within the targets on 8, a capped one on 10: when the
-            // first search is stuck, the later ones more often find a smaller counterexample
-            // than the first finds with the rest of the budget.
-            let shares = index == 0 ? 2 : Self.plans.count - index
-            searchMaxReplays = replays + (maxReplays - replays) / shares
-            searchDeadline = Date().addingTimeInterval(deadline.timeIntervalSinceNow / Double(shares))
+            // Each search may use its weight's share of what is left (what one does not use goes
+            // to the next): half for the first, a third for the second, a twelfth for each of the
+            // others. Capped searches did better than an uncapped first one: when it is stuck,
+            // a later one more often finds a smaller counterexample than it would with the rest.
+            let weights = Self.plans.map(\.weight)
+            let share = Double(weights[index]) / Double(weights[index...].reduce(0, +))
+            searchMaxReplays = replays + Int(Double(maxReplays - replays) * share)
+            searchDeadline = Date().addingTimeInterval(deadline.timeIntervalSinceNow * share)
             current = startConfiguration
             currentOutcome = startOutcome
+            crashesByCause = false
             self.plan = plan
+            // Every search starts from the same run; matched by cause, it is the same execution
+            // (each recorded crash point keeps its own draws).
+            if plan.crashesByCause && replayer.knowsCrashCauses {
+                let outcome = execute(current)
+                if reproduces(outcome) {
+                    crashesByCause = true
+                    currentOutcome = outcome
+                }
+            }
             stagePrefix = index == 0 ? "" : "search \(index + 1): "
             search()
             progress?("shrink: search \(index + 1): ended with \(currentOutcome.deliveries.count) deliveries, "
                       + "\(currentOutcome.externalCount) external events, \(replays) replays in all")
             // The smallest: fewest external events, then fewest events in all.
-            if best == nil || !best!.outcome.isSmaller(than: currentOutcome, externalFirst: true) {
-                best = (current, currentOutcome)
+            if best == nil || !best!.outcome.isSmaller(than: currentOutcome) {
+                best = (current, currentOutcome, crashesByCause)
             }
         }
         searchMaxReplays = Int.max
@@ -450,6 +484,7 @@ public final class Shrinker {
         if let best {
             current = best.configuration
             currentOutcome = best.outcome
+            crashesByCause = best.crashesByCause
         }
 
         return ShrinkResult(originalRun: replayer.info.id, violation: currentOutcome.violation ?? target, configuration: current,
@@ -457,7 +492,23 @@ public final class Shrinker {
                             deliveriesAfter: currentOutcome.deliveries.count,
                             externalBefore: whole.externalCount, externalAfter: currentOutcome.externalCount,
                             replays: replays, seconds: Date().timeIntervalSince(started),
-                            stages: stages, budgetExhausted: exhausted)
+                            stages: stages, budgetExhausted: exhausted, crashesByCause: crashesByCause)
+    }
+
+    /// Executes the current run with crash points matched the other way; keeps that when the
+    /// violation stays and the run is no larger.
+    private func switchCrashMatching() -> Bool {
+        guard replayer.knowsCrashCauses, current.interventions?.pinnedCrashes == nil, budgetLeft else { return false }
+        crashesByCause.toggle()
+        let outcome = execute(current)
+        guard reproduces(outcome), outcome.isSmaller(than: currentOutcome) else {
+            crashesByCause.toggle()
+            return false
+        }
+        currentOutcome = outcome
+        stage = stagePrefix + "crash matching"
+        report()
+        return true
     }
 
     /// Leaves out whole keys' operations (delta debugging over keys): a violation is usually
@@ -508,14 +559,17 @@ public final class Shrinker {
 
     /// An external event of the current run, to leave out.
     private enum External: Equatable {
-        case tick(UInt64), crashPoint(UInt64), operation(UInt64), pinnedCrash(Interventions.PinnedCrash)
+        /// A crash point by ordinal, or by identity when it has one (which stays with it when
+        /// others come or go).
+        case tick(UInt64), crashPoint(UInt64, UInt64?), operation(UInt64), pinnedCrash(Interventions.PinnedCrash)
     }
 
     private func leaveOut(_ items: [External], _ interventions: inout Interventions) {
         for item in items {
             switch item {
             case .tick(let ordinal): interventions.skippedTicks.append(ordinal)
-            case .crashPoint(let ordinal): interventions.skippedCrashPoints.append(ordinal)
+            case .crashPoint(_, let identity?): interventions.skippedCrashes.append(identity)
+            case .crashPoint(let ordinal, nil): interventions.skippedCrashPoints.append(ordinal)
             case .pinnedCrash(let crash):
                 if let index = interventions.pinnedCrashes?.firstIndex(of: crash) { interventions.pinnedCrashes!.remove(at: index) }
             case .operation(let identity): skip([identity], in: &interventions)
@@ -542,7 +596,7 @@ public final class Shrinker {
                 timed.append((UInt64(low), .pinnedCrash(crash)))
             }
         } else {
-            timed += log.crashPoints.map { ($0.event, .crashPoint($0.ordinal)) }
+            timed += log.crashPoints.map { ($0.event, .crashPoint($0.ordinal, $0.identity)) }
         }
         return timed.enumerated().sorted { ($0.element.order, $0.offset) < ($1.element.order, $1.offset) }.map(\.element.item)
     }
@@ -555,7 +609,7 @@ public final class Shrinker {
         func items() -> [External] {
             let log = currentOutcome.external
             let crashes: [External] = current.interventions?.pinnedCrashes.map { $0.map { .pinnedCrash($0) } }
-                ?? log.crashPoints.map { .crashPoint($0.ordinal) }
+                ?? log.crashPoints.map { .crashPoint($0.ordinal, $0.identity) }
             return log.ticks.map { .tick($0.ordinal) } + crashes + log.operations.map { .operation($0.identity) }
         }
         var list = items()
@@ -590,25 +644,15 @@ public final class Shrinker {
         let log = currentOutcome.external
         // The witnesses' time in the current run.
         let witness = witnessTime
-        // Start one, two or four seconds before the witnesses — or, in the second search, at every
-        // tick from two before them back to the first (the shortest first, at most 40 tries) —
-        // dropping every fault, operation and heartbeat before; then a second before the first
+        // Start one, two or four seconds before the witnesses, dropping every fault, operation
+        // and heartbeat before; then a second before the first
         // fault still in the run. A run that starts late must build the
         // violation again from a fresh cluster, with the recorded choices that follow; in a
         // system whose failures take many steps to set up, a later start now and then does, in
         // a much shorter run.
-        var starts: [UInt64] = []
-        if plan.shift == .nearWitnesses {
-            starts = [1, 2, 4].compactMap { seconds in
-                let lead = UInt64(seconds) * 1_000_000_000
-                return witness > lead + tickLength ? (witness - lead) / tickLength * tickLength : nil
-            }
-        } else if witness > 3 * tickLength {
-            var start = (witness - 2 * tickLength) / tickLength * tickLength
-            while start >= tickLength && starts.count < 40 {
-                starts.append(start)
-                start -= tickLength
-            }
+        var starts: [UInt64] = [1, 2, 4].compactMap { seconds in
+            let lead = UInt64(seconds) * 1_000_000_000
+            return witness > lead + tickLength ? (witness - lead) / tickLength * tickLength : nil
         }
         if let firstTick = log.ticks.min(by: { $0.ordinal < $1.ordinal }), Int(firstTick.event) < currentOutcome.steps.count {
             let time = currentOutcome.steps[Int(firstTick.event)].time / tickLength * tickLength
@@ -755,8 +799,7 @@ public final class Shrinker {
         // Right after the witnesses (a check made at the end of the run, such as
         // linearizability, usually still fails there, and every heartbeat after them is gone),
         // else a little later.
-        let tight: [UInt64] = plan.externalFirst ? [witness / 1_000_000 * 1_000_000 + 1_000_000] : []
-        for cut in tight + [(witness + witness / 4 + 500_000_000) / 1_000_000 * 1_000_000]
+        for cut in [witness / 1_000_000 * 1_000_000 + 1_000_000, (witness + witness / 4 + 500_000_000) / 1_000_000 * 1_000_000]
             where cut < current.durationNanoseconds && budgetLeft {
             if attempt({ _ in }, configure: { $0.durationNanoseconds = cut }) { return }
         }
@@ -852,10 +895,10 @@ public final class Shrinker {
         let crashPoints = currentOutcome.external.crashPoints.filter { point in
             let step = steps[Int(point.event)]
             return !(Int(step.node) < nodes && Int(point.event) <= frontier[Int(step.node)])
-        }.map { $0.ordinal }
-        if !attempt({ i in i.droppedMessages += outside; skip(operations, in: &i); i.skippedCrashPoints += crashPoints }) {
+        }.map { External.crashPoint($0.ordinal, $0.identity) }
+        if !attempt({ i in i.droppedMessages += outside; skip(operations, in: &i); leaveOut(crashPoints, &i) }) {
             if !attempt({ i in i.droppedMessages += outside }) {
-                attempt { i in skip(operations, in: &i); i.skippedCrashPoints += crashPoints }
+                attempt { i in skip(operations, in: &i); leaveOut(crashPoints, &i) }
             }
         }
     }
@@ -881,6 +924,7 @@ public final class Shrinker {
 
     /// Records the shrunk run in `store`, linked to the original; returns its id.
     public func record(_ result: ShrinkResult, into store: TraceStore, toolVersion: String) throws -> UInt64 {
+        crashesByCause = result.crashesByCause
         let (run, outcome) = try recordRun(result.configuration, into: store, toolVersion: toolVersion, parentRun: result.originalRun)
         guard let violation = outcome.violation, violation.checker == target.checker, violation.kind == target.kind else {
             throw ShrinkError.notReproduced(run: replayer.info.id, found: outcome.violation)
@@ -895,7 +939,8 @@ public final class Shrinker {
         let json = String(decoding: try JSONCoding.encoder.encode(configuration), as: UTF8.self)
         let recorder = try store.beginRun(seed: configuration.seed, configuration: json, toolVersion: toolVersion, parentRun: parentRun)
         let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: recorder)
-        _ = replayer.attachTolerantFeed(to: simulator)
+        simulator.trackExternalEvents()
+        _ = replayer.attachTolerantFeed(to: simulator, crashesByCause: crashesByCause)
         return (recorder.runID, simulator.run())
     }
 }

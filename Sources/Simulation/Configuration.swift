@@ -197,6 +197,10 @@ public struct Interventions: Codable, Equatable, Sendable {
     public var skippedTicks: [UInt64] = []
     /// Crash points (1-based, in the order the simulator reached them) that do not fire.
     public var skippedCrashPoints: [UInt64] = []
+    /// Crash points that do not fire, by what they are about (`ExternalEventLog.crashPoints`'s
+    /// identity: node, kind and the message or operation being handled). Unlike an ordinal, it
+    /// still names the same crash point when others before it come or go.
+    public var skippedCrashes: [UInt64] = []
     /// Client operations not issued: client << 32 | 1-based ordinal of the client's operation.
     public var skippedOperations: [UInt64] = []
     /// Messages lost on purpose: a fingerprint and the 1-based occurrence of a send with it.
@@ -286,7 +290,7 @@ public struct Interventions: Codable, Equatable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case skippedTicks, skippedCrashPoints, skippedOperations, droppedMessages, droppedGroups, tickShift, operationShifts
-        case operationPauses, pinnedCrashes, isolatedNodes, timeCuts
+        case operationPauses, pinnedCrashes, isolatedNodes, timeCuts, skippedCrashes
     }
 
     public init(from decoder: Decoder) throws {
@@ -302,6 +306,7 @@ public struct Interventions: Codable, Equatable, Sendable {
         pinnedCrashes = try container.decodeIfPresent([PinnedCrash].self, forKey: .pinnedCrashes)
         isolatedNodes = try container.decodeIfPresent([UInt32].self, forKey: .isolatedNodes) ?? []
         timeCuts = try container.decodeIfPresent([TimeCut].self, forKey: .timeCuts) ?? []
+        skippedCrashes = try container.decodeIfPresent([UInt64].self, forKey: .skippedCrashes) ?? []
     }
 
     /// Fields added after the first format are written only when set, so a run recorded before
@@ -319,6 +324,7 @@ public struct Interventions: Codable, Equatable, Sendable {
         if let pinnedCrashes { try container.encode(pinnedCrashes, forKey: .pinnedCrashes) }
         if !isolatedNodes.isEmpty { try container.encode(isolatedNodes, forKey: .isolatedNodes) }
         if !timeCuts.isEmpty { try container.encode(timeCuts, forKey: .timeCuts) }
+        if !skippedCrashes.isEmpty { try container.encode(skippedCrashes, forKey: .skippedCrashes) }
     }
 
     public struct DroppedMessage: Codable, Equatable, Hashable, Sendable, Comparable {
@@ -344,7 +350,7 @@ public struct Interventions: Codable, Equatable, Sendable {
     public var isEmpty: Bool {
         skippedTicks.isEmpty && skippedCrashPoints.isEmpty && skippedOperations.isEmpty && droppedMessages.isEmpty && droppedGroups.isEmpty
             && tickShift == 0 && operationShifts.allSatisfy { $0 == 0 } && pinnedCrashes == nil && isolatedNodes.isEmpty
-            && timeCuts.isEmpty
+            && timeCuts.isEmpty && skippedCrashes.isEmpty
     }
 
     /// Sorted, without repeats, so equal interventions encode identically.
@@ -352,6 +358,7 @@ public struct Interventions: Codable, Equatable, Sendable {
         var copy = self
         copy.skippedTicks = Array(Set(skippedTicks)).sorted()
         copy.skippedCrashPoints = Array(Set(skippedCrashPoints)).sorted()
+        copy.skippedCrashes = Array(Set(skippedCrashes)).sorted()
         copy.skippedOperations = Array(Set(skippedOperations)).sorted()
         copy.droppedMessages = Array(Set(droppedMessages)).sorted()
         copy.droppedGroups = Array(Set(droppedGroups)).sorted()

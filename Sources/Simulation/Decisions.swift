@@ -89,11 +89,15 @@ public protocol DecisionFeed: AnyObject {
     /// A client starts its operation `identity` (client << 32 | 1-based ordinal): the workload
     /// decisions that follow are that operation's.
     func beginOperation(_ identity: UInt64)
+    /// A crash point is about to draw (whether it fires, or how long its node stays down):
+    /// `identity` names it by node, kind and what the node is handling (nil when unknown).
+    func beginCrashPoint(_ identity: UInt64?)
 }
 
 extension DecisionFeed {
     public func beginTick(_ ordinal: UInt64) {}
     public func beginOperation(_ identity: UInt64) {}
+    public func beginCrashPoint(_ identity: UInt64?) {}
 }
 
 /// Hands out every random choice of a run, from per-component PRNG streams (live) or from a

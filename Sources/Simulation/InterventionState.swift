@@ -4,6 +4,7 @@
 final class InterventionState {
     let skippedTicks: Set<UInt64>
     let skippedCrashPoints: Set<UInt64>
+    let skippedCrashes: Set<UInt64>
     let skippedOperations: Set<UInt64>
     let droppedMessages: Set<Interventions.DroppedMessage>
     let droppedGroups: Set<Interventions.MessageGroup>
@@ -15,6 +16,11 @@ final class InterventionState {
     /// Pinned crashes not yet fired, in time order (nil: crash points draw).
     var pinnedCrashes: [Interventions.PinnedCrash]?
     var occurrences: [UInt64: UInt64] = [:]
+    /// What the running handler is about (nil: a timer, or nothing runs): the delivered
+    /// message's fingerprint or the client operation's identity, mixed with what it is.
+    var cause: UInt64?
+    /// Client request id → operation identity (client << 32 | ordinal).
+    var requestIdentities: [UInt64: UInt64] = [:]
     var log = ExternalEventLog()
     /// Stretches cut out of the run; how many of them the nemesis ticks and each client are past.
     let timeCuts: [Interventions.TimeCut]
@@ -26,6 +32,7 @@ final class InterventionState {
         clientsPastCuts = [Int](repeating: 0, count: clients)
         skippedTicks = Set(interventions.skippedTicks)
         skippedCrashPoints = Set(interventions.skippedCrashPoints)
+        skippedCrashes = Set(interventions.skippedCrashes)
         pinnedCrashes = interventions.pinnedCrashes?.sorted()
         skippedOperations = Set(interventions.skippedOperations)
         droppedMessages = Set(interventions.droppedMessages)
@@ -61,8 +68,14 @@ final class InterventionState {
 /// operations issued), each with its identity for `Interventions` and the event that shows it.
 public struct ExternalEventLog: Sendable {
     public var ticks: [(ordinal: UInt64, event: UInt64)] = []
-    /// The crash points that fired, with their kind (`NodeContext.crashPoint`).
-    public var crashPoints: [(ordinal: UInt64, event: UInt64, site: String)] = []
+    /// The crash points that fired, with their kind (`NodeContext.crashPoint`) and identity: the
+    /// node, the kind and what the node was handling (the type and sender of the message, or the
+    /// client operation); nil in a timer.
+    public var crashPoints: [(ordinal: UInt64, event: UInt64, site: String, identity: UInt64?)] = []
+    /// The identity of every crash-point decision drawn (whether it fires, then how long the node
+    /// stays down), in the order drawn: a replay of a recording learns from it which crash point
+    /// drew each recorded decision.
+    public var crashDraws: [(tag: UInt32, identity: UInt64?)] = []
     /// When each crash point counted (fired or not) was reached: `skippedCrashPoints` numbers them.
     public var crashPointTimes: [UInt64] = []
     /// client << 32 | ordinal.

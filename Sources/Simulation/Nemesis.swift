@@ -526,25 +526,40 @@ extension Simulator {
         guard !slot.crashing, nemesis.injecting, nemesis.faults.contains(where: { $0.kind == .crash }) else { return }
         let touched = slots.filter { !$0.up || $0.paused }.count
         guard touched < blastRadius else { return }
-        interventions?.crashPoints += 1
-        interventions?.log.crashPointTimes.append(time)
+        // What the crash point is about: its node, its kind and what the node is handling.
+        var identity: UInt64?
+        if let interventions {
+            interventions.crashPoints += 1
+            interventions.log.crashPointTimes.append(time)
+            identity = interventions.cause.map { cause in
+                var digest = StableDigest()
+                digest.mix(UInt64(node))
+                digest.mix(site)
+                digest.mix(cause)
+                return digest.value
+            }
+        }
         if let interventions, let pinned = interventions.pinnedCrashes {
             // Pinned: the node's earliest due crash of this kind fires here; nothing is drawn.
             guard let index = pinned.firstIndex(where: { $0.node == node && $0.notBefore <= time && ($0.site ?? site) == site })
             else { return }
             slot.pinnedDownFor = pinned[index].downFor
             interventions.pinnedCrashes!.remove(at: index)
-            interventions.log.crashPoints.append((interventions.crashPoints, eventCount, site))
+            interventions.log.crashPoints.append((interventions.crashPoints, eventCount, site, identity))
             slot.crashing = true
             emit(.log, node: node, payload: Array("crash point".utf8))
             return
         }
+        decider.feed?.beginCrashPoint(identity)
+        interventions?.log.crashDraws.append((DecisionTag.crashPoint, identity))
         guard decide(stream: DecisionStream.nemesis, tag: DecisionTag.crashPoint, below: 4) == 0 else { return }
         if let interventions {
             if interventions.skippedCrashPoints.contains(interventions.crashPoints) { return }
-            interventions.log.crashPoints.append((interventions.crashPoints, eventCount, site))
+            if let identity, interventions.skippedCrashes.contains(identity) { return }
+            interventions.log.crashPoints.append((interventions.crashPoints, eventCount, site, identity))
         }
         slot.crashing = true
+        slot.crashIdentity = identity
         emit(.log, node: node, payload: Array("crash point".utf8))
     }
 
@@ -563,8 +578,11 @@ extension Simulator {
             slot.pinnedDownFor = nil
             restartAfter = max(1, downFor)
         } else {
+            decider.feed?.beginCrashPoint(slot.crashIdentity)
+            interventions?.log.crashDraws.append((DecisionTag.crashPointRestart, slot.crashIdentity))
             restartAfter = (1 + decide(stream: DecisionStream.nemesis, tag: DecisionTag.crashPointRestart, below: 50)) * 1_000_000
         }
+        slot.crashIdentity = nil
         queue.push(time: min(time + restartAfter, configuration.durationNanoseconds), kind: .heal, b: fault.id)
     }
 }

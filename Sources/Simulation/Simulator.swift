@@ -85,6 +85,8 @@ public final class Simulator {
         var crashing = false
         /// For a pinned crash that fired: how long the node stays down.
         var pinnedDownFor: UInt64?
+        /// The identity of the crash point that fired (when external events are tracked).
+        var crashIdentity: UInt64?
         init(disk: SimulatedDisk) { self.disk = disk }
     }
     var slots: [NodeSlot] = []
@@ -394,6 +396,7 @@ public final class Simulator {
     private func afterHandling(_ slot: NodeSlot, _ node: NodeID) {
         statistics.steps += 1
         if slot.crashing { crashAtPoint(node) }
+        interventions?.cause = nil
         if slot.processingDelay > 0 { slot.busyUntil = Swift.max(slot.busyUntil, time) + slot.processingDelay }
         if !stepCheckers.isEmpty {
             for checker in stepCheckers {
@@ -573,6 +576,12 @@ public final class Simulator {
         }
         statistics.messagesDelivered += 1
         emit(.deliver, node: flight.target, peer: flight.source, id: flight.id, payload: UnsafeRawBufferPointer(start: nil, count: 0))
+        if let interventions {
+            var cause = StableDigest()
+            cause.mix(1)
+            cause.mix(UInt64(flight.message.type) << 32 | UInt64(flight.source))
+            interventions.cause = cause.value
+        }
         node.receive(flight.message, from: flight.source, slot.context)
         afterHandling(slot, entry.node)
     }
@@ -600,6 +609,7 @@ public final class Simulator {
         if deferIfUnavailable(entry, slot) { return }
         statistics.timersFired += 1
         emit(.timerFire, node: entry.node, peer: entry.a, id: entry.b)
+        interventions?.cause = nil
         node.timer(entry.a, slot.context)
         afterHandling(slot, entry.node)
     }
@@ -655,6 +665,7 @@ public final class Simulator {
             interventions.log.operations.append((identity, eventCount))
         }
         let request = ClientRequest(id: nextRequestID, client: client, operation: operation)
+        interventions?.requestIdentities[request.id] = identity
         nextRequestID += 1
         statistics.requests += 1
         let event = emit(.clientInvoke, node: client, peer: target, id: request.id, payload: operation.encoded())
@@ -673,6 +684,15 @@ public final class Simulator {
             return
         }
         if deferIfUnavailable(entry, slot) { return }
+        if let interventions {
+            let identity = interventions.requestIdentities[entry.b]
+            interventions.cause = identity.map { identity in
+                var cause = StableDigest()
+                cause.mix(2)
+                cause.mix(identity)
+                return cause.value
+            }
+        }
         node.request(history[index].request, slot.context)
         afterHandling(slot, entry.node)
     }
