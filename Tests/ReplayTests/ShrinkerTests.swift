@@ -112,6 +112,61 @@ final class ShrinkerTests: StoreTestCase {
     /// A stretch cut out of a run's middle: the run goes on from its own state, with the
     /// recording's faults and operations from after the stretch, each as long after the cut as it
     /// came after the stretch.
+    func testCrashPointsMatchedByCauseStayWithWhatTheyWereAbout() throws {
+        var config = configuration(RaftSystem.self, seed: 5, suite: .distributed, bug: nil, nodes: 5)
+        config.durationNanoseconds = 3_000_000_000
+        config.livenessNanoseconds = 0
+        let json = String(decoding: try JSONCoding.encoder.encode(config), as: UTF8.self)
+        let recorder = try store.beginRun(seed: config.seed, configuration: json, toolVersion: "test")
+        _ = Simulator(configuration: config, system: RaftSystem(configuration: config), recorder: recorder).run()
+        let replayer = try Replayer(store: store, run: recorder.runID)
+        func run(_ configuration: SimulationConfiguration, byCause: Bool) -> (events: [Event], log: ExternalEventLog) {
+            var events: [Event] = []
+            let simulator = Simulator(configuration: configuration, system: RaftSystem(configuration: configuration), recorder: nil)
+            simulator.trackExternalEvents()
+            _ = replayer.attachTolerantFeed(to: simulator, crashesByCause: byCause)
+            let matching = simulator.observer
+            simulator.observer = { kind, time, node, peer, id, payload in
+                matching?(kind, time, node, peer, id, payload)
+                events.append(Event(kind: kind, time: time, node: node, peer: peer, id: id, payload: Array(payload)))
+            }
+            _ = simulator.run()
+            return (events, simulator.externalEvents ?? ExternalEventLog())
+        }
+        let inOrder = run(config, byCause: false)
+        let fired = inOrder.log.crashPoints.compactMap(\.identity)
+        XCTAssertGreaterThan(fired.count, 2, "seed 5 fires crash points")
+        XCTAssertFalse(replayer.knowsCrashCauses)
+        XCTAssertTrue(replayer.learnCrashPoints(from: inOrder.log.crashDraws))
+        XCTAssertTrue(replayer.knowsCrashCauses)
+        // A log that does not fit the recording's crash-point decisions teaches nothing.
+        XCTAssertFalse(replayer.learnCrashPoints(from: Array(inOrder.log.crashDraws.dropLast())))
+
+        // Unchanged, the run matched by cause is the recorded run.
+        let byCause = run(config, byCause: true)
+        XCTAssertEqual(byCause.events, inOrder.events)
+
+        // Without its first operation, no crash point fires that the recording did not fire, and
+        // the crash points about operations that are still issued keep firing.
+        var fewer = config
+        var interventions = Interventions()
+        interventions.skippedOperations = [inOrder.log.operations[0].identity]
+        fewer.interventions = interventions
+        let candidate = run(fewer, byCause: true)
+        let recordedSet = Set(fired)
+        for point in candidate.log.crashPoints {
+            let identity = try XCTUnwrap(point.identity)
+            XCTAssertTrue(recordedSet.contains(identity), "crash point #\(point.ordinal) (\(point.site)) fired without a recorded one")
+        }
+        XCTAssertFalse(candidate.log.crashPoints.isEmpty)
+
+        // Left out by identity, a crash point does not fire.
+        let skipped = candidate.log.crashPoints[0].identity!
+        interventions.skippedCrashes = [skipped]
+        fewer.interventions = interventions
+        XCTAssertFalse(run(fewer, byCause: true).log.crashPoints.contains { $0.identity == skipped })
+    }
+
     func testACutStretchGoesOnWithTheRecordingAfterIt() throws {
         var config = configuration(RaftSystem.self, seed: 11, suite: .network, bug: nil, nodes: 5)
         config.durationNanoseconds = 4_000_000_000
