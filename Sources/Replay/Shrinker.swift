@@ -43,8 +43,8 @@ public struct ShrinkResult {
 /// (faults, crash points, client operations); quiet stretches cut out of the run's middle;
 /// message groups sharing a logical clock (type and key: a term, a view, a round); single
 /// deliveries; fewer nodes. The stages repeat while they
-/// make progress, in several searches that differ in what a step must achieve and what they try
-/// (`SearchPlan`); the smallest result wins. Every step is a deterministic function of the
+/// make progress, in several searches that differ in how they match crash points and what they
+/// try (`SearchPlan`); the smallest result wins. Every step is a deterministic function of the
 /// recording, so the same run shrinks to the same result (unless the time limit cuts it short).
 public final class Shrinker {
     let replayer: Replayer
@@ -202,7 +202,7 @@ public final class Shrinker {
     private struct SearchPlan {
         /// Pin the crashes that fire (`pinCrashes`).
         var pinCrashes = false
-        /// Start with crash points matched by cause (when the recording's are known).
+        /// Match crash points by cause (when the recording's causes are known), not in order.
         var crashesByCause = false
         /// Its share of the budgets, against the searches after it.
         var weight = 1
@@ -366,7 +366,6 @@ public final class Shrinker {
             if plan.pinCrashes { run("pin crashes") { pinCrashes() } }
             var pass = 0
             var externalPasses = 0
-            var progressSinceSwitch = true
             while budgetLeft && pass < 8 {
                 let before = currentOutcome.size
                 let externalBefore = currentOutcome.externalCount
@@ -404,14 +403,6 @@ public final class Shrinker {
                 // deliveries along).
                 if currentOutcome.externalCount < externalBefore && externalPasses < 8 {
                     externalPasses += 1
-                    progressSinceSwitch = true
-                    continue
-                }
-                // Stuck: the same run with crash points matched the other way has other
-                // neighbours, and often some of them still show the violation.
-                if externalPasses < 8 && progressSinceSwitch && switchCrashMatching() {
-                    externalPasses += 1
-                    progressSinceSwitch = false
                     continue
                 }
                 pass += 1
@@ -503,22 +494,6 @@ public final class Shrinker {
                             stages: stages, budgetExhausted: exhausted, crashesByCause: crashesByCause)
     }
 
-    /// Executes the current run with crash points matched the other way; keeps that when the
-    /// violation stays and the run is no larger.
-    private func switchCrashMatching() -> Bool {
-        guard replayer.knowsCrashCauses, current.interventions?.pinnedCrashes == nil, budgetLeft else { return false }
-        crashesByCause.toggle()
-        let outcome = execute(current)
-        guard reproduces(outcome), outcome.isSmaller(than: currentOutcome) else {
-            crashesByCause.toggle()
-            return false
-        }
-        currentOutcome = outcome
-        stage = stagePrefix + "crash matching"
-        report()
-        return true
-    }
-
     /// Leaves out whole keys' operations (delta debugging over keys): a violation is usually
     /// about one key, and the operations on the others matter only through what they do to the
     /// system. The keys the violation's own operations use come last.
@@ -576,8 +551,14 @@ public final class Shrinker {
         for item in items {
             switch item {
             case .tick(let ordinal): interventions.skippedTicks.append(ordinal)
-            case .crashPoint(_, let identity?): interventions.skippedCrashes.append(identity)
-            case .crashPoint(let ordinal, nil): interventions.skippedCrashPoints.append(ordinal)
+            case .crashPoint(let ordinal, let identity):
+                // Matched by cause, a crash point is named by its cause too; matched in order, by
+                // its place in that order.
+                if crashesByCause, let identity {
+                    interventions.skippedCrashes.append(identity)
+                } else {
+                    interventions.skippedCrashPoints.append(ordinal)
+                }
             case .pinnedCrash(let crash):
                 if let index = interventions.pinnedCrashes?.firstIndex(of: crash) { interventions.pinnedCrashes!.remove(at: index) }
             case .operation(let identity): skip([identity], in: &interventions)
