@@ -108,8 +108,8 @@ public final class Shrinker {
     }
 
     private(set) var replays = 0
-    /// Wall-clock seconds spent executing candidates (only to keep within the time limit).
-    private var replaySeconds = 0.0
+    /// Wall-clock seconds of the longest candidate execution (only to keep within the time limit).
+    private var longestReplay = 0.0
     /// How candidates match the recording's crash points: by what each was about (when learnt),
     /// or in the order they were reached. Part of the current state: a candidate's outcome holds
     /// for the matching it was executed with.
@@ -118,7 +118,7 @@ public final class Shrinker {
     func execute(_ configuration: SimulationConfiguration) -> Outcome {
         replays += 1
         let started = Date()
-        defer { replaySeconds += Date().timeIntervalSince(started) }
+        defer { longestReplay = max(longestReplay, Date().timeIntervalSince(started)) }
         let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: nil)
         simulator.configurationInRunStart = false
         simulator.trackExternalEvents()
@@ -228,11 +228,10 @@ public final class Shrinker {
     private var searchMaxReplays = Int.max
 
     /// The wall clock only bounds how long the shrinker searches; it never reaches a simulation.
-    /// Ends a little early rather than late: a replay is not started unless one of average
-    /// length still fits before the deadline.
+    /// Ends a little early rather than late: a replay is not started unless the longest one so
+    /// far would still end before the deadline.
     private var budgetLeft: Bool {
-        let average = replays > 0 ? replaySeconds / Double(replays) : 0
-        if replays >= maxReplays || Date().addingTimeInterval(average) >= deadline { exhausted = true }
+        if replays >= maxReplays || Date().addingTimeInterval(longestReplay) >= deadline { exhausted = true }
         return !exhausted && replays < searchMaxReplays && Date() < searchDeadline
     }
 
@@ -300,7 +299,7 @@ public final class Shrinker {
         maxReplays = options.maxReplays
         progress = options.progress
         replays = 0
-        replaySeconds = 0
+        longestReplay = 0
         exhausted = false
         var stages: [(String, Int)] = []
         func run(_ name: String, _ body: () -> Void) {
