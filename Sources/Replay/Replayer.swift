@@ -465,18 +465,23 @@ public final class TolerantFeed: DecisionFeed {
         return value < bound ? value : nil
     }
 
+    /// Takes the first draw of `tag` from `queue` (in recorded order) not recorded before
+    /// `start`, dropping the ones that were: they belong to what the execution left out.
+    private static func take(_ queue: inout [(time: UInt64, tag: UInt32, value: UInt64)], tag: UInt32, notBefore start: UInt64,
+                             bound: UInt64) -> UInt64? {
+        var stale = 0
+        while stale < queue.count && queue[stale].time < start { stale += 1 }
+        if stale > 0 { queue.removeFirst(stale) }
+        guard let index = queue.firstIndex(where: { $0.tag == tag }) else { return nil }
+        let recorded = queue.remove(at: index).value
+        return recorded < bound ? recorded : nil
+    }
+
     public func next(stream: UInt32, tag: UInt32, bound: UInt64) -> UInt64? {
         var value: UInt64?
         if stream == DecisionStream.network {
             if let message = currentMessage, var queue = byMessage[message] {
-                let start = stretchStart
-                var stale = 0
-                while stale < queue.count && queue[stale].time < start { stale += 1 }
-                if stale > 0 { queue.removeFirst(stale) }
-                if let index = queue.firstIndex(where: { $0.tag == tag }) {
-                    let recorded = queue.remove(at: index).value
-                    if recorded < bound { value = recorded }
-                }
+                value = Self.take(&queue, tag: tag, notBefore: stretchStart, bound: bound)
                 byMessage[message] = queue
             }
         } else if stream == DecisionStream.nemesis && crashesKeyed && Self.crashTags.contains(tag), let crash = currentCrash {
@@ -485,14 +490,7 @@ public final class TolerantFeed: DecisionFeed {
             // and would take some other crash point's draw).
             currentCrash = nil
             var queue = byCrash[crash] ?? []
-            let start = stretchStart
-            var stale = 0
-            while stale < queue.count && queue[stale].time < start { stale += 1 }
-            if stale > 0 { queue.removeFirst(stale) }
-            if let index = queue.firstIndex(where: { $0.tag == tag }) {
-                let recorded = queue.remove(at: index).value
-                if recorded < bound { value = recorded }
-            }
+            value = Self.take(&queue, tag: tag, notBefore: stretchStart, bound: bound)
             byCrash[crash] = queue
             if value == nil && tag == DecisionTag.crashPoint && bound > 1 {
                 new += 1

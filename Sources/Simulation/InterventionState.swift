@@ -16,9 +16,10 @@ final class InterventionState {
     /// Pinned crashes not yet fired, in time order (nil: crash points draw).
     var pinnedCrashes: [Interventions.PinnedCrash]?
     var occurrences: [UInt64: UInt64] = [:]
-    /// What the running handler is about (nil: a timer, or nothing runs): the delivered
-    /// message's fingerprint or the client operation's identity, mixed with what it is.
-    var cause: UInt64?
+    /// What the running handler is about (nil: a timer, or nothing runs): 1 and the delivered
+    /// message's type and sender, or 2 and the client operation's identity. Mixed into a crash
+    /// point's identity only when one is reached.
+    var cause: (kind: UInt64, value: UInt64)?
     /// Client request id → operation identity (client << 32 | ordinal).
     var requestIdentities: [UInt64: UInt64] = [:]
     var log = ExternalEventLog()

@@ -532,10 +532,13 @@ extension Simulator {
             interventions.crashPoints += 1
             interventions.log.crashPointTimes.append(time)
             identity = interventions.cause.map { cause in
+                var about = StableDigest()
+                about.mix(cause.kind)
+                about.mix(cause.value)
                 var digest = StableDigest()
                 digest.mix(UInt64(node))
                 digest.mix(site)
-                digest.mix(cause)
+                digest.mix(about.value)
                 return digest.value
             }
         }

@@ -576,12 +576,7 @@ public final class Simulator {
         }
         statistics.messagesDelivered += 1
         emit(.deliver, node: flight.target, peer: flight.source, id: flight.id, payload: UnsafeRawBufferPointer(start: nil, count: 0))
-        if let interventions {
-            var cause = StableDigest()
-            cause.mix(1)
-            cause.mix(UInt64(flight.message.type) << 32 | UInt64(flight.source))
-            interventions.cause = cause.value
-        }
+        interventions?.cause = (1, UInt64(flight.message.type) << 32 | UInt64(flight.source))
         node.receive(flight.message, from: flight.source, slot.context)
         afterHandling(slot, entry.node)
     }
@@ -684,15 +679,7 @@ public final class Simulator {
             return
         }
         if deferIfUnavailable(entry, slot) { return }
-        if let interventions {
-            let identity = interventions.requestIdentities[entry.b]
-            interventions.cause = identity.map { identity in
-                var cause = StableDigest()
-                cause.mix(2)
-                cause.mix(identity)
-                return cause.value
-            }
-        }
+        if let interventions { interventions.cause = interventions.requestIdentities[entry.b].map { (2, $0) } }
         node.request(history[index].request, slot.context)
         afterHandling(slot, entry.node)
     }
