@@ -8,8 +8,9 @@ struct ChaosTrace: ParsableCommand {
         commandName: "chaostrace",
         abstract: "Chaos testing of distributed systems by deterministic simulation: record, replay, shrink.",
         discussion: """
-        Exit codes: 0 success; 1 an invariant was violated; 3 replay diverged; 64 bad usage;
-        65 bad input data (corrupt trace, bad history); 70 internal error.
+        Exit codes: 0 success; 1 an invariant was violated; 2 'check' ran out of search budget \
+        (unknown); 3 replay diverged; 64 bad usage; 65 bad input data (corrupt trace, bad history); \
+        70 internal error.
         """,
         version: version,
         subcommands: [

@@ -8,6 +8,8 @@ import TraceStore
 enum Exit {
     static let success: Int32 = 0
     static let violation: Int32 = 1
+    /// `check` ran out of its search budget: the verdict is unknown.
+    static let unknown: Int32 = 2
     static let diverged: Int32 = 3
     static let usage: Int32 = 64
     static let badData: Int32 = 65

@@ -11,7 +11,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure the trace store and simulator against the performance targets.",
         discussion: """
-        Every figure is measured in this one run, on a temporary store that is deleted afterwards.
+        Every figure is measured in this one run, on a temporary store that is deleted afterwards. \
         Build with -c release for meaningful numbers.
         """)
 

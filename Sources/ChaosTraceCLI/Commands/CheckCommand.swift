@@ -7,11 +7,12 @@ struct CheckCommand: ParsableCommand {
         commandName: "check",
         abstract: "Check a client history for linearizability (Jepsen EDN or JSON lines).",
         discussion: """
-        A history is a sequence of operations like {:process 0, :type :invoke, :f :write, :value 3}
-        followed by its completion (:ok, :fail — it did not happen — or :info — it may have).
-        A read of nil matches any value. For --model kv, values are [key value] pairs (or ops carry
+        A history is a sequence of operations like {:process 0, :type :invoke, :f :write, :value 3} \
+        followed by its completion (:ok, :fail — it did not happen — or :info — it may have). \
+        A read of nil matches any value. For --model kv, values are [key value] pairs (or ops carry \
         :key), and each key is checked on its own.
-        Exits 0 when linearizable, 1 when not, 2 when the search budget ran out, 65 when the
+
+        Exits 0 when linearizable, 1 when not, 2 when the search budget ran out, 65 when the \
         history cannot be read.
         """)
 
@@ -75,7 +76,7 @@ struct CheckCommand: ParsableCommand {
             } else {
                 print("unknown: \(reason); raise --max-steps or check a shorter history")
             }
-            throw ExitCode(2)
+            throw ExitCode(Exit.unknown)
         }
     }
 }

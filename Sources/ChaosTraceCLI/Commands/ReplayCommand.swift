@@ -10,10 +10,11 @@ struct ReplayCommand: ParsableCommand {
         commandName: "replay",
         abstract: "Re-execute a recorded run from its recorded decisions and compare every event.",
         discussion: """
-        Exits 0 when the replay is identical, 3 when it diverged (the first divergent event is shown
+        Exits 0 when the replay is identical, 3 when it diverged (the first divergent event is shown \
         with both versions and context), 65 when the run cannot be read.
-        With --tolerant the run is replayed against the current code, matching recorded decisions to
-        the new execution (messages by fingerprint); add --no-bug to switch its planted bug off and
+
+        With --tolerant the run is replayed against the current code, matching recorded decisions to \
+        the new execution (messages by fingerprint); add --no-bug to switch its planted bug off and \
         ask "is this bug fixed?": it exits 0 when the violation is gone and 1 when it still occurs.
         """)
 

@@ -10,8 +10,8 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run chaos simulations: a system under a fault suite, one run per seed, each recorded.",
         discussion: """
-        Exits 0 when every seed passed, 1 when any violated an invariant (or, with
-        --check-determinism, ran differently in a second process), 64 on bad usage,
+        Exits 0 when every seed passed, 1 when any violated an invariant (or, with \
+        --check-determinism, ran differently in a second process), 64 on bad usage, \
         70 on an internal error. A failing seed prints the commands that reproduce it.
         """)
 

@@ -10,15 +10,15 @@ struct ShrinkCommand: ParsableCommand {
         commandName: "shrink",
         abstract: "Minimize a failing run to the smallest run that shows the same violation.",
         discussion: """
-        Re-executes the run again and again with parts left out (what lies outside the violation's
-        causal past, faults, crash points, client operations, quiet stretches of heartbeats,
-        message groups of one term or view, single deliveries, nodes), keeping every removal after
-        which the same violation (checker and kind) still occurs. The result is recorded as a new run linked to the original, whose
-        'chaostrace replay' reproduces the violation. --report writes a Markdown bug report with a
+        Re-executes the run again and again with parts left out (what lies outside the violation's \
+        causal past, faults, crash points, client operations, quiet stretches of heartbeats, \
+        message groups of one term or view, single deliveries, nodes), keeping every removal after \
+        which the same violation (checker and kind) still occurs. The result is recorded as a new run linked to the original, whose \
+        'chaostrace replay' reproduces the violation. --report writes a Markdown bug report with a \
         Mermaid sequence diagram.
 
-        Exits 0 when a shrunk run was recorded (also when a budget ended the shrink early: the
-        best result so far is kept), 65 when the run cannot be read or has no violation, 1 when
+        Exits 0 when a shrunk run was recorded (also when a budget ended the shrink early: the \
+        best result so far is kept), 65 when the run cannot be read or has no violation, 1 when \
         re-executing it no longer shows its violation (the code changed: see 'replay --tolerant').
         """)
 

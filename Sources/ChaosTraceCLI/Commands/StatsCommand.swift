@@ -10,10 +10,10 @@ struct StatsCommand: ParsableCommand {
         commandName: "stats",
         abstract: "Resilience metrics of a run, in virtual time: MTTR, MTBF, availability, consistency, latency under faults.",
         discussion: """
-        MTTR is the mean time from a fault's start to the first successful client operation after it
-        healed; MTBF is the safety phase divided by the faults injected; availability is the share of
-        client operations that succeeded and the share of 100 ms windows with at least one success.
-        Latency percentiles under faults are compared with a fault-free run of the same seed
+        MTTR is the mean time from a fault's start to the first successful client operation after it \
+        healed; MTBF is the safety phase divided by the faults injected; availability is the share of \
+        client operations that succeeded and the share of 100 ms windows with at least one success. \
+        Latency percentiles under faults are compared with a fault-free run of the same seed \
         (re-simulated in this process, not recorded).
         """)
 
