@@ -1,4 +1,5 @@
 import ArgumentParser
+import TraceStore
 
 @main
 struct ChaosTrace: ParsableCommand {
@@ -29,4 +30,10 @@ struct ChaosTrace: ParsableCommand {
             RecordSyntheticCommand.self,
         ]
     )
+
+    /// A damaged store that makes LMDB fault ends with a message and exit code 65, not a crash.
+    static func main() {
+        CrashGuard.install()
+        main(Array(CommandLine.arguments.dropFirst()))
+    }
 }

@@ -49,19 +49,37 @@ func reportingErrors(_ body: () throws -> Void) throws {
 }
 
 /// Buffered standard output: printing millions of lines through `print` is slow.
+///
+/// To a file, it writes a temporary file beside it and puts it in place only in `finish()`: a
+/// command that fails half way leaves no half-written file, and an existing one stays as it was.
 final class Output {
     private var buffer: [UInt8] = []
     private let descriptor: Int32
+    private let path: String?
+    private let partial: String?
+    private var finished = false
     /// False once a write failed.
     private(set) var ok = true
+    /// Why the last write failed.
+    private(set) var failure: String?
 
-    /// Standard output, or the file at `path` (created or truncated).
+    /// Standard output (no path, or "-"), or the file at `path`.
     init(path: String? = nil) {
         buffer.reserveCapacity(1 << 16)
-        if let path {
-            descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-            if descriptor < 0 { ok = false }
+        if let path, path != "-" {
+            self.path = path
+            let directory = (path as NSString).deletingLastPathComponent
+            let name = ".\((path as NSString).lastPathComponent).partial-\(getpid())"
+            let partial = directory.isEmpty ? name : (directory as NSString).appendingPathComponent(name)
+            self.partial = partial
+            descriptor = open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            if descriptor < 0 {
+                ok = false
+                failure = String(cString: strerror(errno))
+            }
         } else {
+            self.path = nil
+            partial = nil
             descriptor = 1
         }
     }
@@ -84,6 +102,7 @@ final class Output {
                 let written = Foundation.write(descriptor, raw.baseAddress! + offset, raw.count - offset)
                 if written <= 0 {
                     ok = false
+                    failure = String(cString: strerror(errno))
                     break
                 }
                 offset += written
@@ -92,9 +111,50 @@ final class Output {
         buffer.removeAll(keepingCapacity: true)
     }
 
-    deinit {
+    /// Writes what is left and, for a file, puts it in place. False (with `failure`) when any write
+    /// failed: the file is then not created, or left as it was.
+    func finish() -> Bool {
         flush()
-        if descriptor > 2 { close(descriptor) }
+        guard let path, let partial, !finished else { return ok }
+        finished = true
+        if fsync(descriptor) != 0 && ok { ok = false; failure = String(cString: strerror(errno)) }
+        close(descriptor)
+        if ok && rename(partial, path) != 0 {
+            ok = false
+            failure = String(cString: strerror(errno))
+        }
+        if !ok { unlink(partial) }
+        return ok
+    }
+
+    deinit {
+        if path != nil {
+            // Never finished (the command failed): nothing is put in place.
+            if !finished && descriptor >= 0 {
+                close(descriptor)
+                if let partial { unlink(partial) }
+            }
+        } else {
+            flush()
+        }
+    }
+}
+
+/// Refuses, before any work, an output path that cannot be written: a directory, or one whose
+/// directory is missing or not writable. "-" (standard output) is fine.
+func checkWritable(_ path: String, option: String) throws {
+    guard path != "-" else { return }
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw ValidationError("\(option) \(path) is a directory; give a file path")
+    }
+    let directory = (path as NSString).deletingLastPathComponent
+    let parent = directory.isEmpty ? "." : directory
+    guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
+        throw ValidationError("\(option) \(path): directory \(parent) does not exist; create it first")
+    }
+    guard access(parent, W_OK) == 0 else {
+        throw ValidationError("\(option) \(path): directory \(parent) is not writable")
     }
 }
 

@@ -205,7 +205,7 @@ struct SeedRunner {
             }
             if shown.count < outcomes.count { print("(\(outcomes.count - shown.count) passing runs not listed)") }
             if shown.count > 0 { print(Table.render(rows)) }
-            print("\(outcomes.count) runs over \(seeds) seeds: \(passed) passed, \(outcomes.count - passed) failed")
+            print("\(outcomes.count) run\(outcomes.count == 1 ? "" : "s") over \(seeds) seed\(seeds == 1 ? "" : "s"): \(passed) passed, \(outcomes.count - passed) failed")
             if !command.noRecord { print("trace store: \(command.storeOptions.store)") }
         }
         for outcome in outcomes where outcome.verdict == "pass" {
@@ -226,6 +226,7 @@ struct SeedRunner {
             var rerun = "chaostrace run --system \(outcome.system) --suite \(outcome.suite) --seed \(outcome.seed)"
             let shared = command.sharedArguments().map(shellQuoted).joined(separator: " ")
             if !shared.isEmpty { rerun += " " + shared }
+            if command.storeOptions.store != StoreOptions.defaultPath { rerun += " --store " + shellQuoted(command.storeOptions.store) }
             if let run = outcome.run { lines.append("  look:   chaostrace show \(run) --store \(command.storeOptions.store) --kind violation,crash,partition,heal") }
             lines.append("  rerun:  \(rerun)")
             let text = lines.joined(separator: "\n") + "\n"
@@ -330,8 +331,10 @@ enum JUnit {
             xml += "    </testcase>\n"
         }
         xml += "  </testsuite>\n</testsuites>\n"
-        do { try xml.write(toFile: path, atomically: true, encoding: .utf8) } catch {
-            throw CommandFailure(message: "cannot write the JUnit report to \(path): \(error.localizedDescription)", exitCode: Exit.usage)
+        let file = Output(path: path)
+        file.write(xml)
+        guard file.finish() else {
+            throw CommandFailure(message: "cannot write the JUnit report to \(path): \(file.failure ?? "write failed") (every run is recorded)", exitCode: Exit.usage)
         }
     }
 }

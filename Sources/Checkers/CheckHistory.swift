@@ -17,9 +17,36 @@ public enum HistoryModel: String, CaseIterable, Sendable {
     }
 
     /// Reads a history's text into operations for this model.
+    /// The functions an operation of this model may have.
+    public var functions: [HistoryOperation.Function] {
+        switch self {
+        case .register: [.read, .write]
+        case .casRegister, .kv: [.read, .write, .cas]
+        case .set, .counter: [.read, .add]
+        }
+    }
+
+    /// Reads a history's text into operations for this model. A history with no client entry at
+    /// all, or with an operation the model does not have (a `:cas` checked as a plain
+    /// register), is refused: checking it would give a verdict about the wrong thing.
     public func operations(from text: String) throws -> [HistoryOperation] {
         let entries = try HistoryParser.parse(text)
         let keyed = entries.contains { $0.key != nil }
-        return try History.operations(entries, independentKeys: self == .kv && !keyed)
+        for entry in entries where entry.process != nil {
+            guard let function = HistoryOperation.Function(rawValue: entry.function) else { continue }
+            guard functions.contains(function) else {
+                let others = HistoryModel.allCases.filter { $0.functions.contains(function) }.map(\.rawValue)
+                throw HistoryError(message: "model \(rawValue) has no :\(entry.function) operations (it has "
+                                   + functions.map { ":\($0.rawValue)" }.joined(separator: " and ")
+                                   + "); check it with --model \(others.joined(separator: " or "))", line: entry.line)
+            }
+        }
+        let operations = try History.operations(entries, independentKeys: self == .kv && !keyed)
+        // (A history whose every operation failed is fine: nothing happened, which is linearizable.)
+        guard entries.contains(where: { $0.process != nil }) else {
+            throw HistoryError(message: (entries.isEmpty ? "the history is empty" : "the history has no client operations (only the nemesis's)")
+                               + ": there is nothing to check", line: nil)
+        }
+        return operations
     }
 }

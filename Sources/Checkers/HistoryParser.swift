@@ -2,6 +2,21 @@ import Foundation
 
 /// Reads client histories: Jepsen's EDN (one map per line, or a vector of maps) and JSON lines
 /// with the same fields (`process`, `type`, `f`, `value`, optional `key`).
+/// Processes named rather than numbered: the nemesis (`:nemesis`, "nemesis") is not a client and
+/// its entries are left out; any other name is a client of its own, numbered -1, -2, … in the
+/// order the names first appear (apart from the integers that other processes use).
+struct ProcessNames {
+    private var numbers: [String: Int] = [:]
+
+    mutating func process(named name: String) -> Int? {
+        if name == "nemesis" { return nil }
+        if let number = numbers[name] { return number }
+        let number = -(numbers.count + 1)
+        numbers[name] = number
+        return number
+    }
+}
+
 public enum HistoryParser {
     public static func parse(_ text: String) throws -> [RawHistoryEntry] {
         let trimmed = text.drop { $0.isWhitespace }
@@ -16,12 +31,13 @@ public enum HistoryParser {
     public static func parseEDN(_ text: String) throws -> [RawHistoryEntry] {
         var reader = EDNReader(Array(text.utf8))
         var entries: [RawHistoryEntry] = []
+        var names = ProcessNames()
         while let (form, line) = try reader.nextForm() {
             switch form {
             case .map:
-                entries.append(try entry(from: form, line: line))
+                entries.append(try entry(from: form, line: line, names: &names))
             case .vector(let items), .list(let items):
-                for item in items { entries.append(try entry(from: item, line: line)) }
+                for item in items { entries.append(try entry(from: item, line: line, names: &names)) }
             default:
                 throw HistoryError(message: "expected an operation map like {:process 0, :type :invoke, :f :read, :value nil}", line: line)
             }
@@ -29,7 +45,7 @@ public enum HistoryParser {
         return entries
     }
 
-    static func entry(from form: EDNForm, line: Int) throws -> RawHistoryEntry {
+    static func entry(from form: EDNForm, line: Int, names: inout ProcessNames) throws -> RawHistoryEntry {
         guard case .map(let pairs) = form else {
             throw HistoryError(message: "expected an operation map, found \(form.kind)", line: line)
         }
@@ -40,9 +56,9 @@ public enum HistoryParser {
         let process: Int?
         switch fields["process"] {
         case .integer(let value)?: process = Int(value)
-        case .keyword?, .string?, .symbol?: process = nil  // :nemesis and friends
+        case .keyword(let name)?, .string(let name)?, .symbol(let name)?: process = names.process(named: name)
         case nil: throw HistoryError(message: "operation has no :process", line: line)
-        default: throw HistoryError(message: ":process must be an integer or a keyword", line: line)
+        default: throw HistoryError(message: ":process must be an integer, a keyword or a string", line: line)
         }
         guard case .keyword(let type)? = fields["type"], let kind = RawHistoryEntry.Kind(rawValue: type) else {
             throw HistoryError(message: ":type must be :invoke, :ok, :fail or :info", line: line)
@@ -61,6 +77,7 @@ public enum HistoryParser {
 
     public static func parseJSONLines(_ text: String) throws -> [RawHistoryEntry] {
         var entries: [RawHistoryEntry] = []
+        var names = ProcessNames()
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }
@@ -69,7 +86,7 @@ public enum HistoryParser {
             }
             let process: Int?
             if let number = object["process"] as? Int { process = number }
-            else if object["process"] is String { process = nil }
+            else if let name = object["process"] as? String { process = names.process(named: name) }
             else { throw HistoryError(message: "\"process\" must be an integer or a string", line: index + 1) }
             guard let type = object["type"] as? String, let kind = RawHistoryEntry.Kind(rawValue: type) else {
                 throw HistoryError(message: "\"type\" must be invoke, ok, fail or info", line: index + 1)

@@ -24,6 +24,7 @@ import Simulation
 public struct ExternalSystem: SystemDefinition {
     public static let name = "external"
     public static let bugs: [String] = []
+    public static let optionNames = ["poll_ms", "quiet_us", "keys"]
     public static let suites: [Suite] = [.none, .nodes, .network, .distributed]
     public static let defaultSuite: Suite = .network
     public static func messageName(_ type: UInt16) -> String? { MessageTypes.name(type) }

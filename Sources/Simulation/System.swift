@@ -14,6 +14,8 @@ public protocol SystemDefinition {
     static var clientIntervalNanoseconds: UInt64? { get }
     /// A reader's name for a message type, for reports and diagrams (nil: "type N").
     static func messageName(_ type: UInt16) -> String?
+    /// The keys of `--option KEY=VALUE` this system reads.
+    static var optionNames: [String] { get }
 
     init(configuration: SimulationConfiguration)
     /// A fresh node (at start, and at every restart after a crash).
@@ -32,6 +34,7 @@ extension SystemDefinition {
     public static func byzantineTolerance(nodes: Int) -> Int { 0 }
     public static var clientIntervalNanoseconds: UInt64? { nil }
     public static func messageName(_ type: UInt16) -> String? { nil }
+    public static var optionNames: [String] { [] }
     public var byzantineMutator: ByzantineMutator? { nil }
 }
 

@@ -13,6 +13,7 @@ import Simulation
 public struct BlockStoreSystem: SystemDefinition {
     public static let name = "blockstore"
     public static let bugs = ["blockstore.ack-before-fsync"]
+    public static let optionNames = ["replication"]
     public static func messageName(_ type: UInt16) -> String? {
         switch type {
         case BlockNode.store: "Store request"

@@ -12,6 +12,7 @@ import Simulation
 public struct EchoSystem: SystemDefinition {
     public static let name = "echo"
     public static let bugs = ["echo.set-order", "echo.stuck-after-restart", "echo.off-by-one"]
+    public static let optionNames = ["fanout", "heartbeat_ms", "hops"]
     public static func messageName(_ type: UInt16) -> String? {
         switch type {
         case EchoMessage.gossip: "Gossip"

@@ -14,6 +14,7 @@ import Simulation
 public struct RaftSystem: SystemDefinition {
     public static let name = "raft"
     public static let bugs = ["raft.forget-vote", "raft.stale-read", "raft.commit-old-term"]
+    public static let optionNames = ["keys"]
     let configuration: SimulationConfiguration
     let monitor: RaftMonitor
     let keys: UInt64

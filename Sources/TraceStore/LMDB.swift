@@ -53,6 +53,9 @@ public final class LMDBEnvironment: @unchecked Sendable {
     public struct Options: Sendable {
         /// Open without write access; the file must exist.
         public var readOnly = false
+        /// Use no lock file (`MDB_NOLOCK`): for reading a file in a directory this process may not
+        /// write, where no writer can be at work either.
+        public var noLock = false
         /// Skip the fsync at every commit. A process crash still loses nothing committed; a machine
         /// crash may lose the last commits. Call `sync()` at points that must survive one.
         public var noSync = false
@@ -84,6 +87,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
             var flags = UInt32(MDB_NOSUBDIR | MDB_NOTLS)
             if options.readOnly { flags |= UInt32(MDB_RDONLY) }
             if options.noSync { flags |= UInt32(MDB_NOSYNC) }
+            if options.noLock { flags |= UInt32(MDB_NOLOCK) }
             try lmdbCheck(mdb_env_open(env, path, flags, 0o644))
             var info = MDB_envinfo()
             try lmdbCheck(mdb_env_info(env, &info))

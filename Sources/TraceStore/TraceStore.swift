@@ -65,16 +65,32 @@ public final class TraceStore {
                 }
             }
         }
+        // LMDB maps the file and trusts its header: a file that is not a store, or one cut short
+        // (a partial copy or download), must be turned away before it is mapped, or reading a page
+        // past its end kills the process.
+        if existed { try Self.checkHeader(path: path, readOnly: options.readOnly) }
         var environmentOptions = LMDBEnvironment.Options()
         environmentOptions.readOnly = options.readOnly
         environmentOptions.noSync = true
         environmentOptions.initialMapSize = options.initialMapSize
         do {
             environment = try LMDBEnvironment(path: path, options: environmentOptions)
+        } catch let error where options.readOnly && (error.rawValue == EACCES || error.rawValue == EROFS) {
+            // A readable store in a directory we may not write (a read-only mount, someone else's
+            // bug report): its lock file cannot be made. No writer can be at work there either, so
+            // read it without one.
+            environmentOptions.noLock = true
+            do {
+                environment = try LMDBEnvironment(path: path, options: environmentOptions)
+            } catch {
+                if error.meansBadFile { throw TraceStoreError.notAStore(path: path, reason: error.message) }
+                throw TraceStoreError.storage(path: path, error: error)
+            }
         } catch {
             if error.meansBadFile { throw TraceStoreError.notAStore(path: path, reason: error.message) }
             throw TraceStoreError.storage(path: path, error: error)
         }
+        CrashGuard.opened(path)
         let environment = environment
         /// A database that cannot be opened means the file is not a store (or a damaged one).
         func failure(_ error: LMDBError, _ missing: String) -> TraceStoreError {
@@ -120,6 +136,50 @@ public final class TraceStore {
             try checkFormatVersion(isNew: false)
         }
         if !options.readOnly { try markDeadRunsIncomplete() }
+    }
+
+    /// Reads the LMDB header of an existing file: refuses an empty file (unless it is to be set up
+    /// as a new store), a file without LMDB's magic number, and a file shorter than the last page
+    /// its newest header names.
+    static func checkHeader(path: String, readOnly: Bool) throws {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            let reason = access(path, R_OK) != 0 ? String(cString: strerror(errno)).lowercased() : "it cannot be opened"
+            throw TraceStoreError.notAStore(path: path, reason: "cannot read it: \(reason)")
+        }
+        defer { try? handle.close() }
+        let size = (try? handle.seekToEnd()) ?? 0
+        if size == 0 {
+            if readOnly { throw TraceStoreError.notAStore(path: path, reason: "the file is empty: no run was ever recorded in it") }
+            return
+        }
+        // Each of the two meta pages: a 16-byte page header, then the magic number, the version,
+        // the map address and size, the free-page database (whose first field holds the page
+        // size), the main database, the last page used and the transaction id.
+        func meta(at offset: UInt64) -> (pageSize: UInt64, lastPage: UInt64, transaction: UInt64)? {
+            guard (try? handle.seek(toOffset: offset)) != nil, let data = try? handle.read(upToCount: 152), data.count == 152 else { return nil }
+            let bytes = [UInt8](data)
+            func integer(_ at: Int, _ width: Int) -> UInt64 {
+                var value: UInt64 = 0
+                for index in (0..<width).reversed() { value = value << 8 | UInt64(bytes[at + index]) }
+                return value
+            }
+            guard integer(16, 4) == 0xBEEF_C0DE else { return nil }
+            return (integer(40, 4), integer(136, 8), integer(144, 8))
+        }
+        guard let first = meta(at: 0) else {
+            // A writer leaves this to LMDB: another process may be setting the file up right now.
+            if !readOnly { return }
+            throw TraceStoreError.notAStore(path: path, reason: size < 152 ? "it is too short to be one (\(size) bytes)" : "it has no store header")
+        }
+        guard first.pageSize >= 512, first.pageSize <= 65_536, first.pageSize & (first.pageSize - 1) == 0 else {
+            throw TraceStoreError.notAStore(path: path, reason: "its header is damaged (page size \(first.pageSize))")
+        }
+        var newest = first
+        if let second = meta(at: first.pageSize), second.transaction > first.transaction { newest = second }
+        let needed = (newest.lastPage + 1) * first.pageSize
+        guard needed <= size else {
+            throw TraceStoreError.notAStore(path: path, reason: "it is truncated: \(size) bytes, where its header needs \(needed); it was cut short while being copied or written")
+        }
     }
 
     deinit {

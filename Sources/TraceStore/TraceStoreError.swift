@@ -37,6 +37,10 @@ public enum TraceStoreError: Error, CustomStringConvertible, Equatable {
             "\(path) is not a readable ChaosTrace store (\(reason)); check the path, or restore the file from a copy"
         case .unsupportedFormat(let path, let found):
             "\(path) has trace format version \(found), but this build reads versions \(EventCodec.readableFormatVersions.sorted().joined(separator: " and ")); use a matching chaostrace"
+        case .runNotFound(let path, let run) where run == "latest-failure":
+            "no failing run in \(path); list the runs with: chaostrace ls --store \(path)"
+        case .runNotFound(let path, let run) where run == "latest":
+            "no runs in \(path) yet; record one with: chaostrace run --store \(path)"
         case .runNotFound(let path, let run):
             "no run '\(run)' in \(path); list the runs with: chaostrace ls --store \(path)"
         case .corruptChunk(let path, let run, let chunk, let reason):

@@ -176,6 +176,43 @@ final class LinearizabilityTests: XCTestCase {
         }
     }
 
+    func testNamedProcessesAreClientsAndTheNemesisIsLeftOut() throws {
+        // A stale read by processes named with strings and keywords: each name is a client.
+        let edn = """
+        {:process :nemesis, :type :info, :f :start, :value nil}
+        {:process "c0", :type :invoke, :f :write, :value 3}
+        {:process "c0", :type :ok, :f :write, :value 3}
+        {:process :c1, :type :invoke, :f :read, :value nil}
+        {:process :c1, :type :ok, :f :read, :value 5}
+        """
+        XCTAssertEqual(try HistoryModel.register.operations(from: edn).count, 2)
+        XCTAssertNotNil(failure(try verdict(.register, edn)))
+        let jsonLines = """
+        {"process": "c0", "type": "invoke", "f": "write", "value": 3}
+        {"process": "c0", "type": "ok", "f": "write", "value": 3}
+        {"process": "c1", "type": "invoke", "f": "read", "value": null}
+        {"process": "c1", "type": "ok", "f": "read", "value": 5}
+        {"process": "nemesis", "type": "info", "f": "stop", "value": null}
+        """
+        XCTAssertNotNil(failure(try verdict(.register, jsonLines)))
+        XCTAssertTrue(isLinearizable(try verdict(.register, jsonLines.replacingOccurrences(of: "\"value\": 5", with: "\"value\": 3"))))
+    }
+
+    func testOperationsTheModelLacksAndEmptyHistoriesAreRefused() {
+        let cas = "{:process 0, :type :invoke, :f :cas, :value [1 2]}\n{:process 0, :type :info, :f :cas, :value [1 2]}"
+        XCTAssertThrowsError(try HistoryModel.register.operations(from: cas)) { error in
+            let message = (error as? HistoryError)?.description ?? ""
+            XCTAssertTrue(message.contains("cas-register") && message.hasPrefix("line 1"), message)
+        }
+        XCTAssertNoThrow(try HistoryModel.casRegister.operations(from: cas))
+        let write = "{:process 0, :type :invoke, :f :write, :value 1}\n{:process 0, :type :ok, :f :write, :value 1}"
+        XCTAssertThrowsError(try HistoryModel.set.operations(from: write))
+        XCTAssertThrowsError(try HistoryModel.counter.operations(from: write))
+        for text in ["", "  \n", "{:process :nemesis, :type :info, :f :start, :value nil}"] {
+            XCTAssertThrowsError(try HistoryModel.register.operations(from: text), "'\(text)'")
+        }
+    }
+
     func testGeneratedHistoriesAreJudgedCorrectlyAndQuickly() {
         let generator = HistoryGenerator(clients: 10, keys: 10, operations: 2_000, seed: 4)
         XCTAssertTrue(isLinearizable(HistoryModel.kv.check(generator.generate(violation: false))))

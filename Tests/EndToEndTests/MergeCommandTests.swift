@@ -1,4 +1,5 @@
 import Foundation
+import TraceStore
 import XCTest
 
 final class MergeCommandTests: XCTestCase {
@@ -42,5 +43,46 @@ final class MergeCommandTests: XCTestCase {
         XCTAssertEqual(missing.status, 64)
         XCTAssertTrue(missing.stderr.contains("nope.trace"), missing.stderr)
         XCTAssertEqual(try CLI.run(["merge", out, out]).status, 64)
+        // The output by another name (a symbolic link), or one input twice: bad usage too.
+        let link = directory.appendingPathComponent("link.trace").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: out)
+        XCTAssertEqual(try CLI.run(["merge", link, out]).status, 64)
+        XCTAssertEqual(try CLI.run(["merge", directory.appendingPathComponent("twice.trace").path, a, a]).status, 64)
+        // An input that is not a store: 65, and no output file is left behind.
+        let text = directory.appendingPathComponent("notes.trace")
+        try Data("not a store\n".utf8).write(to: text)
+        let fresh = directory.appendingPathComponent("fresh.trace").path
+        let bad = try CLI.run(["merge", fresh, a, text.path])
+        XCTAssertEqual(bad.status, 65, bad.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: fresh))
+    }
+
+    func testADamagedRunIsLeftOutAndTheOthersAreMerged() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let damaged = directory.appendingPathComponent("damaged.trace").path
+        let good = directory.appendingPathComponent("good.trace").path
+        let out = directory.appendingPathComponent("all.trace").path
+        for seed in ["1", "2"] {
+            XCTAssertEqual(try CLI.run(["record-synthetic", "--store", damaged, "--events", "20000", "--chunk-size", "4096", "--seed", seed]).status, 0)
+        }
+        XCTAssertEqual(try CLI.run(["record-synthetic", "--store", good, "--events", "1000"]).status, 0)
+        // Damage a chunk of run 1 (every copy of it: LMDB may keep stale copies of its page).
+        let chunk: [UInt8]
+        do { chunk = try XCTUnwrap(try TraceStore(path: damaged).rawChunk(run: 1, chunk: 3)) }
+        var file = try Data(contentsOf: URL(fileURLWithPath: damaged))
+        var searchFrom = file.startIndex
+        while let range = file.range(of: Data(chunk), in: searchFrom..<file.endIndex) {
+            file[range.lowerBound + chunk.count / 2] ^= 0xFF
+            searchFrom = range.upperBound
+        }
+        try file.write(to: URL(fileURLWithPath: damaged))
+
+        let merge = try CLI.run(["merge", out, damaged, good])
+        XCTAssertEqual(merge.status, 65, merge.stdout + merge.stderr)
+        XCTAssertTrue(merge.stderr.contains("damaged.trace: run 1"), merge.stderr)
+        let runs = try XCTUnwrap(try jsonObject(try CLI.run(["ls", "--store", out, "--json"]).stdout)["runs"] as? [[String: Any]])
+        XCTAssertEqual(runs.count, 2, "run 2 of the damaged store and the good store's run are merged")
+        XCTAssertEqual(try CLI.run(["verify", "--store", out]).status, 0)
     }
 }

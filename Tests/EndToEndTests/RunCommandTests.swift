@@ -125,7 +125,9 @@ final class RunCommandTests: XCTestCase {
     func testBadRunFlagsAreUsageErrors() throws {
         for arguments in [["--suite", "nonsense"], ["--bug", "no.such-bug"], ["--system", "nope"], ["--shard", "3/2"],
                           ["--failure-rate", "2"], ["--seed", "1", "--seeds", "2"], ["--option", "fanout"],
-                          ["--bug", "echo.set-order", "--system", "other"]] {
+                          ["--bug", "echo.set-order", "--system", "other"], ["--system", "raft", "--option", "fanout=2"],
+                          ["--system", "bft", "--suite", "byzantine", "--nodes", "4", "--byzantine", "2"],
+                          ["--blast-radius", "9"], ["--max-events", "0"], ["--junit", "/nonexistent-dir/x.xml"]] {
             let run = try CLI.run(["run", "--no-record"] + arguments)
             XCTAssertEqual(run.status, 64, "\(arguments): \(run.stderr)")
         }

@@ -119,6 +119,47 @@ final class StoreCommandTests: XCTestCase {
         XCTAssertTrue(unknownRun.stderr.contains("chaostrace ls"), unknownRun.stderr)
     }
 
+    /// A store cut short (a partial copy or download), an empty file and a store with a damaged
+    /// B-tree page each end with a message naming the file and exit code 65: never a crash.
+    func testTruncatedEmptyAndDamagedStoresAreRefusedNotCrashedOn() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = directory.appendingPathComponent("runs.trace")
+        XCTAssertEqual(try CLI.run(["record-synthetic", "--store", store.path, "--events", "200000"]).status, 0)
+        let whole = try Data(contentsOf: store)
+        XCTAssertGreaterThan(whole.count, 40_000)
+
+        for length in [12_288, whole.count / 2] {
+            let cut = directory.appendingPathComponent("cut-\(length).trace")
+            try whole.prefix(length).write(to: cut)
+            for command in [["ls"], ["verify"], ["show", "1"], ["replay", "latest"]] {
+                let result = try CLI.run(command + ["--store", cut.path])
+                XCTAssertEqual(result.status, 65, "\(command) on \(length) bytes: \(result.stderr)")
+                XCTAssertTrue(result.stderr.contains(cut.lastPathComponent) && result.stderr.contains("truncated"), result.stderr)
+            }
+        }
+
+        let empty = directory.appendingPathComponent("empty.trace")
+        try Data().write(to: empty)
+        let emptyResult = try CLI.run(["ls", "--store", empty.path])
+        XCTAssertEqual(emptyResult.status, 65, emptyResult.stderr)
+        XCTAssertTrue(emptyResult.stderr.contains("empty"), emptyResult.stderr)
+
+        // Garbage over the start of every page in turn: whatever LMDB makes of it, the command
+        // ends with 0 (the page was free or unused) or 65, and the store's file is unchanged.
+        let pageSize = 4096
+        for page in 2..<min(24, whole.count / pageSize) {
+            var damaged = whole
+            for offset in 0..<40 { damaged[page * pageSize + 20 + offset] = UInt8(truncatingIfNeeded: offset * 37 + page * 11 + 5) }
+            let path = directory.appendingPathComponent("page-\(page).trace")
+            try damaged.write(to: path)
+            let result = try CLI.run(["verify", "--store", path.path])
+            XCTAssertTrue([0, 65].contains(result.status), "page \(page): status \(result.status): \(result.stderr)")
+            if result.status == 65 { XCTAssertTrue(result.stderr.contains(path.lastPathComponent), result.stderr) }
+            XCTAssertEqual(try Data(contentsOf: path), damaged, "page \(page): a read changed the file")
+        }
+    }
+
     func testBenchJSONHasTheStoreFigures() throws {
         let bench = try CLI.run(["bench", "--json", "--events", "20000", "--seeks", "50", "--sim-seconds", "0.3", "--sim-pairs", "1"])
         XCTAssertEqual(bench.status, 0, bench.stderr)

@@ -15,12 +15,12 @@ struct BenchCommand: ParsableCommand {
         Build with -c release for meaningful numbers.
         """)
 
-    @Option(help: "Events in the synthetic run.") var events: Int = 2_000_000
-    @Option(help: "Random seeks to time.") var seeks: Int = 2_000
-    @Option(help: "Raw chunk size in bytes.") var chunkSize: Int = TraceStore.Options().chunkSize
+    @Option(parsing: .unconditional, help: "Events in the synthetic run.") var events: Int = 2_000_000
+    @Option(parsing: .unconditional, help: "Random seeks to time.") var seeks: Int = 2_000
+    @Option(parsing: .unconditional, help: "Raw chunk size in bytes.") var chunkSize: Int = TraceStore.Options().chunkSize
     @Option(help: "zstd level of the trace chunks.") var level: Int32 = TraceStore.Options().compressionLevel
-    @Option(help: "Virtual seconds of each simulator run.") var simSeconds: Double = 2
-    @Option(help: "Recording-on/off pairs of simulator runs (each the best of three of both); the figures are their medians.") var simPairs: Int = 9
+    @Option(parsing: .unconditional, help: "Virtual seconds of each simulator run.") var simSeconds: Double = 2
+    @Option(parsing: .unconditional, help: "Recording-on/off pairs of simulator runs (each the best of three of both); the figures are their medians.") var simPairs: Int = 9
     @Flag(help: "Print the figures as one JSON object.") var json = false
 
     func validate() throws {

@@ -22,8 +22,12 @@ struct CheckCommand: ParsableCommand {
 
     @Option(help: "register, cas-register, kv, set or counter.") var model: ModelChoice
     @Argument(help: "The history file ('-' for standard input).") var history: String
-    @Option(help: "Search steps before answering unknown.") var maxSteps: Int = 20_000_000
+    @Option(parsing: .unconditional, help: "Search steps before answering unknown.") var maxSteps: Int = 20_000_000
     @Flag(help: "Print the verdict as JSON.") var json = false
+
+    func validate() throws {
+        guard maxSteps > 0 else { throw ValidationError("--max-steps must be at least 1") }
+    }
 
     func run() throws {
         try reportingErrors {
@@ -31,8 +35,13 @@ struct CheckCommand: ParsableCommand {
             if history == "-" {
                 text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
             } else {
-                guard let data = FileManager.default.contents(atPath: history) else {
-                    throw CommandFailure(message: "cannot read \(history): no such file or not readable", exitCode: Exit.badData)
+                guard let handle = FileHandle(forReadingAtPath: history) else {
+                    let reason = FileManager.default.fileExists(atPath: history) ? "it is not readable" : "no such file"
+                    throw CommandFailure(message: "cannot read \(history): \(reason)", exitCode: Exit.badData)
+                }
+                defer { try? handle.close() }
+                guard let data = try? handle.readToEnd() ?? Data() else {
+                    throw CommandFailure(message: "cannot read \(history) (a directory?); give a history file", exitCode: Exit.badData)
                 }
                 guard let decoded = String(data: data, encoding: .utf8) else {
                     throw CommandFailure(message: "\(history) is not UTF-8 text; a history is EDN or JSON lines", exitCode: Exit.badData)
@@ -58,7 +67,7 @@ struct CheckCommand: ParsableCommand {
             if json {
                 print("{\"verdict\":\"linearizable\",\"operations\":\(operations),\"model\":\"\(model)\"}")
             } else {
-                print("linearizable: \(operations) operations, model \(model)")
+                print("linearizable: \(operations) operation\(operations == 1 ? "" : "s"), model \(model)")
             }
         case .notLinearizable(let failure):
             if json {
@@ -66,7 +75,7 @@ struct CheckCommand: ParsableCommand {
                 print("{\"verdict\":\"not-linearizable\",\"operations\":\(operations),\"model\":\"\(model)\",\"key\":\(failure.key.map { JSON.string($0.description) } ?? "null"),\"reason\":\(JSON.string(failure.explanation)),\"partition\":[\(ops)]}")
             } else {
                 print("NOT linearizable (model \(model)): \(failure.explanation)")
-                print("smallest failing partition\(failure.key.map { " (key \($0))" } ?? ""), \(failure.operations.count) operations:")
+                print("smallest failing partition\(failure.key.map { " (key \($0))" } ?? ""), \(failure.operations.count) operation\(failure.operations.count == 1 ? "" : "s"):")
                 for operation in failure.operations { print("  \(operation.edn)  ; \(operation.source)") }
             }
             throw ExitCode(Exit.violation)

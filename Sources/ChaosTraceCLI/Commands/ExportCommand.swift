@@ -18,7 +18,11 @@ struct ExportCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("A run id, 'latest' or 'latest-failure'.", valueName: "run")) var runSpec: String
     @OptionGroup var storeOptions: StoreOptions
     @Option(help: "jsonl, perfetto, edn, shiviz, mermaid or html.") var format: Format
-    @Option(help: ArgumentHelp("Write here instead of standard output.", valueName: "PATH")) var output: String?
+    @Option(help: ArgumentHelp("Write here instead of standard output ('-': standard output).", valueName: "PATH")) var output: String?
+
+    func validate() throws {
+        if let output { try checkWritable(output, option: "--output") }
+    }
 
     func run() throws {
         try reportingErrors {
@@ -55,8 +59,10 @@ struct ExportCommand: ParsableCommand {
             case .shiviz:
                 try Exports.shiviz(reader, into: sink)
             }
-            sink.flush()
-            if !sink.ok { throw CommandFailure(message: "cannot write \(output ?? "standard output")", exitCode: Exit.usage) }
+            if !sink.finish() {
+                throw CommandFailure(message: "cannot write \(output ?? "standard output"): \(sink.failure ?? "write failed")"
+                                     + (output.map { " (\($0) was left as it was)" } ?? ""), exitCode: Exit.usage)
+            }
         }
     }
 }

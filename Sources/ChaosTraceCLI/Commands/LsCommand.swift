@@ -15,8 +15,8 @@ struct LsCommand: ParsableCommand {
             let store = try storeOptions.open(readOnly: true)
             let runs = try store.runs()
             if json {
-                struct Listing: Encodable { var store: String; var runs: [RunInfo] }
-                print(JSON.encode(Listing(store: store.path, runs: runs)))
+                struct Listing: Encodable { var store: String; var runs: [ListedRun] }
+                print(JSON.encode(Listing(store: store.path, runs: runs.map(ListedRun.init))))
                 return
             }
             if runs.isEmpty {
@@ -49,5 +49,38 @@ enum Table {
                 index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
             }.joined(separator: "  ")
         }.joined(separator: "\n")
+    }
+}
+
+/// A run as `ls --json` lists it: every key of a run's metadata is always there, `null` when a
+/// run has no value for it (a passing run has no summary, an unfinished one no verdict), so that
+/// scripts see one shape.
+struct ListedRun: Encodable {
+    var info: RunInfo
+
+    enum Key: String, CodingKey {
+        case id, seed, configuration, toolVersion, startedAt, status, verdict, summary, eventCount, chunkCount, lastEventTime
+        case virtualEndTime, kindCounts, parentRun, writerPID, storedBytes, digest
+    }
+
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encode(info.id, forKey: .id)
+        try container.encode(info.seed, forKey: .seed)
+        try container.encode(info.configuration, forKey: .configuration)
+        try container.encode(info.toolVersion, forKey: .toolVersion)
+        try container.encode(info.startedAt, forKey: .startedAt)
+        try container.encode(info.status, forKey: .status)
+        try container.encode(info.verdict, forKey: .verdict)
+        try container.encode(info.summary, forKey: .summary)
+        try container.encode(info.eventCount, forKey: .eventCount)
+        try container.encode(info.chunkCount, forKey: .chunkCount)
+        try container.encode(info.lastEventTime, forKey: .lastEventTime)
+        try container.encode(info.virtualEndTime, forKey: .virtualEndTime)
+        try container.encode(info.kindCounts, forKey: .kindCounts)
+        try container.encode(info.parentRun, forKey: .parentRun)
+        try container.encode(info.writerPID, forKey: .writerPID)
+        try container.encode(info.storedBytes, forKey: .storedBytes)
+        try container.encode(info.digest, forKey: .digest)
     }
 }

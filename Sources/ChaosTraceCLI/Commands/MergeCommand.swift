@@ -11,8 +11,8 @@ struct MergeCommand: ParsableCommand {
         run keeps its link to the run it came from when both are merged. Events, checkpoints, \
         verdicts and digests are copied as recorded. A run whose writer died (incomplete) is \
         skipped with a note. Exits 0 when every run was copied, 64 on bad usage (a missing input, \
-        OUT_STORE among the inputs), 65 when an input is damaged (nothing of the damaged run is \
-        kept in OUT_STORE).
+        OUT_STORE among the inputs), 65 when an input is damaged (a damaged run is left out of \
+        OUT_STORE, and every other run is merged).
         """)
 
     @Argument(help: ArgumentHelp("The store to write into.", valueName: "OUT_STORE")) var output: String
@@ -21,9 +21,15 @@ struct MergeCommand: ParsableCommand {
 
     func validate() throws {
         if inputs.isEmpty { throw ValidationError("give at least one IN_STORE to merge into \(output)") }
-        let out = URL(fileURLWithPath: output).standardizedFileURL.path
-        for input in inputs where URL(fileURLWithPath: input).standardizedFileURL.path == out {
-            throw ValidationError("OUT_STORE \(output) is also an input; merge into a new file")
+        // The same file by any name: a relative path, a symbolic link.
+        func canonical(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+        let out = canonical(output)
+        var seen: [String] = []
+        for input in inputs {
+            let path = canonical(input)
+            if path == out { throw ValidationError("OUT_STORE \(output) is also an input (\(input)); merge into a new file") }
+            if seen.contains(path) { throw ValidationError("\(input) is given twice; each store is merged once") }
+            seen.append(path)
         }
     }
 
@@ -39,36 +45,62 @@ struct MergeCommand: ParsableCommand {
         var reason: String
     }
 
+    struct MergeShape: Encodable {
+        var store: String
+        var runs: [Copied]
+        var skipped: [Skipped]
+    }
+
     func run() throws {
         try reportingErrors {
             for input in inputs where !FileManager.default.fileExists(atPath: input) {
                 throw CommandFailure(message: "no trace store at \(input); check the path (stores are single files, e.g. traces/runs.trace)",
                                      exitCode: Exit.usage)
             }
+            // Every input opens (and lists its runs) before OUT_STORE is touched: a path that is
+            // not a store leaves no new file behind.
+            var sources: [(name: String, store: TraceStore, runs: [RunInfo])] = []
+            for input in inputs {
+                var options = TraceStore.Options()
+                options.readOnly = true
+                let source = try TraceStore(path: input, options: options)
+                sources.append((input, source, try source.runs().sorted(by: { $0.id < $1.id })))
+            }
             var outOptions = TraceStore.Options()
             outOptions.readOnly = false
             let out = try TraceStore(path: output, options: outOptions)
             var copied: [Copied] = []
             var skipped: [Skipped] = []
-            for input in inputs {
-                var options = TraceStore.Options()
-                options.readOnly = true
-                let source = try TraceStore(path: input, options: options)
+            // A damaged run is left out and the merge goes on: the other shards' runs still count.
+            var damaged: [String] = []
+            for (input, source, runs) in sources {
                 var newIDs: [UInt64: UInt64] = [:]
-                for info in try source.runs().sorted(by: { $0.id < $1.id }) {
+                for info in runs {
                     guard info.status == .complete else {
                         skipped.append(Skipped(from: input, run: info.id, reason: "\(info.status.rawValue) (its writer did not finish)"))
                         continue
                     }
-                    let newID = try copy(info, from: source, named: input, into: out, parent: info.parentRun.flatMap { newIDs[$0] })
-                    newIDs[info.id] = newID
-                    copied.append(Copied(from: input, run: info.id, new_run: newID))
+                    do {
+                        let newID = try copy(info, from: source, named: input, into: out, parent: info.parentRun.flatMap { newIDs[$0] })
+                        newIDs[info.id] = newID
+                        copied.append(Copied(from: input, run: info.id, new_run: newID))
+                    } catch let failure as CommandFailure where failure.exitCode == Exit.badData {
+                        damaged.append(failure.message)
+                        skipped.append(Skipped(from: input, run: info.id, reason: "damaged"))
+                    }
                 }
             }
             try out.sync()
+            defer {
+                for message in damaged { printError(message) }
+            }
+            if !damaged.isEmpty {
+                print(json ? JSON.encode(MergeShape(store: output, runs: copied, skipped: skipped))
+                           : "merged \(copied.count) run\(copied.count == 1 ? "" : "s") into \(output); \(damaged.count) damaged run\(damaged.count == 1 ? " was" : "s were") left out")
+                throw ExitCode(Exit.badData)
+            }
             if json {
-                struct Shape: Encodable { var store: String; var runs: [Copied]; var skipped: [Skipped] }
-                print(JSON.encode(Shape(store: output, runs: copied, skipped: skipped)))
+                print(JSON.encode(MergeShape(store: output, runs: copied, skipped: skipped)))
             } else {
                 for item in copied { print("\(item.from) run \(item.run) → \(output) run \(item.new_run)") }
                 for item in skipped { print("skipped \(item.from) run \(item.run): \(item.reason)") }
@@ -108,8 +140,8 @@ struct MergeCommand: ParsableCommand {
             if !finishing { _ = try? recorder.finish(verdict: "unknown", virtualEndTime: info.lastEventTime) }
             try? out.deleteRun(recorder.runID)
             if error is CommandFailure { throw error }
-            throw CommandFailure(message: "\(input): run \(info.id) could not be read (\(error)); run chaostrace verify --store \(input). "
-                                 + "\(output) keeps the runs merged before it", exitCode: Exit.badData)
+            throw CommandFailure(message: "\(input): run \(info.id) could not be read (\(error)); it is left out of \(output). "
+                                 + "Run chaostrace verify --store \(input)", exitCode: Exit.badData)
         }
     }
 }

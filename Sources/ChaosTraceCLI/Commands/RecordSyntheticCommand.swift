@@ -11,10 +11,10 @@ struct RecordSyntheticCommand: ParsableCommand {
         shouldDisplay: false)
 
     @OptionGroup var storeOptions: StoreOptions
-    @Option(help: "Events to record.") var events: UInt64 = 100_000
-    @Option(help: "Seed of the synthetic stream.") var seed: UInt64 = 1
-    @Option(help: "Raw chunk size in bytes.") var chunkSize: Int = TraceStore.Options().chunkSize
-    @Option(help: "Pause this many microseconds after each committed chunk (to be killed mid-run).") var pauseMicroseconds: UInt32 = 0
+    @Option(parsing: .unconditional, help: "Events to record.") var events: UInt64 = 100_000
+    @Option(parsing: .unconditional, help: "Seed of the synthetic stream.") var seed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Raw chunk size in bytes.") var chunkSize: Int = TraceStore.Options().chunkSize
+    @Option(parsing: .unconditional, help: "Pause this many microseconds after each committed chunk (to be killed mid-run).") var pauseMicroseconds: UInt32 = 0
     @Flag(help: "Leave the run unfinished and exit (simulates a writer that stopped).") var noFinish = false
 
     func run() throws {

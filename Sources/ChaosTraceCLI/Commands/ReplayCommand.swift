@@ -21,7 +21,7 @@ struct ReplayCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("A run id, 'latest' or 'latest-failure'.", valueName: "run")) var runSpec: String
     @OptionGroup var storeOptions: StoreOptions
     @Flag(help: "Keep going past divergences, matching recorded decisions by fingerprint.") var tolerant = false
-    @Option(help: "Stop after event N (to step through a failure).") var until: UInt64?
+    @Option(parsing: .unconditional, help: "Stop after event N (to step through a failure).") var until: UInt64?
     @Flag(help: "Replay with the run's planted bug switched off.") var noBug = false
     @Option(help: "Replay with this planted bug switched on instead.") var bug: String?
     @Flag(help: "Print the report as JSON (run, identical, events, violation_reproduced, first_divergence).") var json = false
@@ -39,11 +39,23 @@ struct ReplayCommand: ParsableCommand {
             if noBug { configuration.bug = nil }
             if let bug { configuration.bug = bug }
             let system = try recordedSystem(configuration.system, run: info.id)
+            if let bug, !system.bugs.contains(bug) {
+                let owner = SystemRegistry.owning(bug: bug).map { "it belongs to system '\($0.name)'" } ?? "no system has it"
+                throw CommandFailure(message: "run \(info.id) is a run of system '\(system.name)', and --bug \(bug) is not one of its planted bugs (\(owner)); "
+                                     + "its bugs are: \(system.bugs.isEmpty ? "none" : system.bugs.joined(separator: ", "))", exitCode: Exit.usage)
+            }
             if configuration.bug != replayer.configuration.bug && !tolerant {
                 throw CommandFailure(message: "changing the planted bug changes the code: add --tolerant", exitCode: Exit.usage)
             }
+            // A run whose writer died ends where its last chunk was committed: replay it up to
+            // there (what follows was never recorded, so it cannot diverge).
+            var stop = until
+            if info.status != .complete && !tolerant && info.eventCount > 0 {
+                stop = min(until ?? UInt64.max, info.eventCount - 1)
+                FileHandle.standardError.write(Data("note: run \(info.id) is \(info.status.rawValue) (its writer stopped after event #\(info.eventCount - 1)); replaying up to there\n".utf8))
+            }
             let report = try replayer.replay(makeSystem: { system.init(configuration: $0) }, configuration: configuration,
-                                             mode: tolerant ? .tolerant : .strict, until: until)
+                                             mode: tolerant ? .tolerant : .strict, until: stop)
             output(report, info: info)
             if tolerant {
                 if report.violation != nil { throw ExitCode(Exit.violation) }

@@ -24,18 +24,18 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Switch on a planted bug (implies its system).") var bug: String?
     @Option(help: "The fault suite: none, nodes, network, resources, distributed, byzantine or all. Default: each system's own (distributed for most, byzantine for bft).")
     var suite: SuiteChoice?
-    @Option(help: "Nodes in the cluster.") var nodes: Int = 5
-    @Option(help: "Run this one seed.") var seed: UInt64?
-    @Option(help: "Run this many seeds.") var seeds: Int?
-    @Option(help: "The first of --seeds.") var firstSeed: UInt64 = 1
-    @Option(help: "Chance of a fault at each nemesis tick (0…1).") var failureRate: Double = 0.2
-    @Option(help: "Virtual seconds of the safety phase (faults on).") var duration: Double = 10
-    @Option(help: "Virtual seconds the system has to recover once every fault heals.") var liveness: Double = 5
-    @Option(help: "Concurrent clients.") var clients: Int = 3
+    @Option(parsing: .unconditional, help: "Nodes in the cluster.") var nodes: Int = 5
+    @Option(parsing: .unconditional, help: "Run this one seed.") var seed: UInt64?
+    @Option(parsing: .unconditional, help: "Run this many seeds.") var seeds: Int?
+    @Option(parsing: .unconditional, help: "The first of --seeds.") var firstSeed: UInt64 = 1
+    @Option(parsing: .unconditional, help: "Chance of a fault at each nemesis tick (0…1).") var failureRate: Double = 0.2
+    @Option(parsing: .unconditional, help: "Virtual seconds of the safety phase (faults on).") var duration: Double = 10
+    @Option(parsing: .unconditional, help: "Virtual seconds the system has to recover once every fault heals.") var liveness: Double = 5
+    @Option(parsing: .unconditional, help: "Concurrent clients.") var clients: Int = 3
     @Flag(help: "Swarm mode: draw the fault mix and rates from each seed.") var swarm = false
-    @Option(help: "Most nodes one fault may touch (default: a minority).") var blastRadius: Int?
-    @Option(help: "Byzantine nodes in the byzantine suite (default: the most the system tolerates, f).") var byzantine: Int?
-    @Option(help: "Stop a run after this many events (circuit breaker).") var maxEvents: UInt64 = 50_000_000
+    @Option(parsing: .unconditional, help: "Most nodes one fault may touch (default: a minority).") var blastRadius: Int?
+    @Option(parsing: .unconditional, help: "Byzantine nodes in the byzantine suite (default: the most the system tolerates, f).") var byzantine: Int?
+    @Option(parsing: .unconditional, help: "Stop a run after this many events (circuit breaker).") var maxEvents: UInt64 = 50_000_000
     @Option(help: ArgumentHelp("A system option, e.g. fanout=4 (repeatable).", valueName: "KEY=VALUE")) var option: [String] = []
     @Option(help: ArgumentHelp("Run every node as this external program speaking the Maelstrom protocol (JSON lines on stdin/stdout). Needs --workload.", valueName: "CMD"))
     var nodeCmd: String?
@@ -43,7 +43,7 @@ struct RunCommand: ParsableCommand {
     var workload: String?
     @OptionGroup var storeOptions: StoreOptions
     @Flag(help: "Run without recording a trace.") var noRecord = false
-    @Option(help: "Run seeds in this many processes at once.") var jobs: Int = 1
+    @Option(parsing: .unconditional, help: "Run seeds in this many processes at once.") var jobs: Int = 1
     @Option(help: ArgumentHelp("Run only shard I of N of the seeds (1-based), for CI fan-out.", valueName: "I/N")) var shard: String?
     @Flag(help: "Run each seed again in a separate process and compare every event.") var checkDeterminism = false
     @Flag(help: "End a run at its first violation (default: run the whole scenario, so the trace shows the aftermath and the metrics cover the run; the first violation is the verdict).")
@@ -56,7 +56,7 @@ struct RunCommand: ParsableCommand {
         if let seeds, seeds < 1 { throw ValidationError("--seeds must be at least 1") }
         if nodes < 1 || nodes > 256 { throw ValidationError("--nodes must be between 1 and 256") }
         if !(0...1).contains(failureRate) { throw ValidationError("--failure-rate must be between 0 and 1") }
-        if !(duration > 0 && duration <= 86_400) { throw ValidationError("--duration must be between 0 and 86400 virtual seconds") }
+        if !(duration > 0 && duration <= 86_400) { throw ValidationError("--duration must be more than 0 and at most 86400 virtual seconds") }
         if !(liveness >= 0 && liveness <= 86_400) { throw ValidationError("--liveness must be between 0 and 86400 virtual seconds") }
         if clients < 0 || clients > 1_000 { throw ValidationError("--clients must be between 0 and 1000") }
         if jobs < 1 || jobs > 64 { throw ValidationError("--jobs must be between 1 and 64") }
@@ -96,7 +96,30 @@ struct RunCommand: ParsableCommand {
             if let system, system != owner.name { throw ValidationError("bug '\(bug)' belongs to system '\(owner.name)', not '\(system)'") }
         }
         _ = try parsedShard()
-        _ = try parsedOptions()
+        let options = try parsedOptions()
+        let pairs = matrix()
+        let known = Set(pairs.flatMap { $0.0.optionNames })
+        for key in options.keys.sorted() where !known.contains(key) {
+            let names = pairs.map { $0.0.name }.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+            throw ValidationError("unknown --option '\(key)' for \(names.joined(separator: ", ")); "
+                                  + (known.isEmpty ? "it takes no options" : "options are: \(known.sorted().joined(separator: ", "))"))
+        }
+        if let blastRadius, blastRadius < 1 || blastRadius > nodes {
+            throw ValidationError("--blast-radius must be between 1 and --nodes (\(nodes))")
+        }
+        if let byzantine {
+            if byzantine < 0 { throw ValidationError("--byzantine must be 0 or more") }
+            // Blast-radius control: never more Byzantine nodes than the system is built to tolerate.
+            for (system, suite) in pairs where suite == .byzantine {
+                let tolerance = system.byzantineTolerance(nodes: nodes)
+                if byzantine > tolerance {
+                    throw ValidationError("\(system.name) with \(nodes) nodes tolerates at most \(tolerance) Byzantine node\(tolerance == 1 ? "" : "s") (f); "
+                                          + "--byzantine \(byzantine) would break it by design, not find a bug (more nodes raise f)")
+                }
+            }
+        }
+        if maxEvents < 1 { throw ValidationError("--max-events must be at least 1") }
+        if let junit { try checkWritable(junit, option: "--junit") }
     }
 
     func parsedShard() throws -> (index: Int, count: Int)? {

@@ -10,15 +10,26 @@ struct ShowCommand: ParsableCommand {
 
     @Argument(help: "A run id, 'latest' or 'latest-failure'.") var runSpec: String
     @OptionGroup var storeOptions: StoreOptions
-    @Option(help: "Only events of this node (as actor or peer).") var node: UInt32?
+    @Option(name: .customLong("node"), help: ArgumentHelp("Only events of this node (as actor or peer): 1 or n1.", valueName: "NODE")) var nodeName: NodeName?
+    var node: UInt32? { nodeName?.id }
+
+    /// A node as the output names it ("n1") or by its number ("1").
+    struct NodeName: ExpressibleByArgument {
+        var id: UInt32
+        init?(argument: String) {
+            let digits = argument.hasPrefix("n") ? String(argument.dropFirst()) : argument
+            guard let id = UInt32(digits) else { return nil }
+            self.id = id
+        }
+    }
     @Option(help: ArgumentHelp("Only these kinds, comma-separated (send,deliver,crash,…).", valueName: "K,...")) var kind: String?
-    @Option(help: "First event number to show.") var from: UInt64 = 0
-    @Option(help: "Last event number to show (inclusive).") var to: UInt64?
+    @Option(parsing: .unconditional, help: "First event number to show.") var from: UInt64 = 0
+    @Option(parsing: .unconditional, help: "Last event number to show (inclusive).") var to: UInt64?
     @Option(help: "text, json (JSON lines) or mermaid.") var format: Format = .text
 
     func validate() throws {
         if let to, to < from { throw ValidationError("--to \(to) is before --from \(from)") }
-        _ = try kinds()
+        if let kind, try kinds()?.isEmpty ?? false { throw ValidationError("--kind '\(kind)' names no kind; kinds are: \(EventKind.allCases.map(\.name).joined(separator: ", "))") }
     }
 
     func kinds() throws -> Set<EventKind>? {

@@ -24,8 +24,8 @@ struct ShrinkCommand: ParsableCommand {
 
     @Argument(help: ArgumentHelp("A failing run: its id, 'latest' or 'latest-failure'.", valueName: "run")) var runSpec: String
     @OptionGroup var storeOptions: StoreOptions
-    @Option(help: "Give up after this many seconds and keep the best result so far.") var timeLimit: Double = 60
-    @Option(help: "Give up after this many re-executions and keep the best result so far.") var maxReplays: Int = 5_000
+    @Option(parsing: .unconditional, help: "Give up after this many seconds and keep the best result so far.") var timeLimit: Double = 60
+    @Option(parsing: .unconditional, help: "Give up after this many re-executions and keep the best result so far.") var maxReplays: Int = 5_000
     @Option(help: ArgumentHelp("Write a Markdown bug report here.", valueName: "PATH")) var report: String?
     @Option(help: ArgumentHelp("Record the shrunk run in this store instead of the run's own (e.g. a regression store).", valueName: "PATH")) var into: String?
     @Flag(help: "Print every accepted step of the searches, and what each search ended with, to stderr, one line each with the seconds since the start.") var verbose = false
@@ -34,6 +34,7 @@ struct ShrinkCommand: ParsableCommand {
     func validate() throws {
         if !(timeLimit > 0) { throw ValidationError("--time-limit must be a positive number of seconds") }
         if maxReplays < 1 { throw ValidationError("--max-replays must be at least 1") }
+        if let report { try checkWritable(report, option: "--report") }
     }
 
     func run() throws {
@@ -86,8 +87,11 @@ struct ShrinkCommand: ParsableCommand {
             if let report {
                 let markdown = try BugReport.markdown(store: output, run: newRun, result: result, repro: repro,
                                                       original: shrinker.originalConfiguration, originalStore: store.path)
-                guard FileManager.default.createFile(atPath: report, contents: Data(markdown.utf8)) else {
-                    throw CommandFailure(message: "cannot write the bug report to \(report): check the directory exists and is writable", exitCode: Exit.usage)
+                let file = Output(path: report)
+                file.write(markdown)
+                guard file.finish() else {
+                    throw CommandFailure(message: "the shrunk run is recorded (\(repro)), but the bug report could not be written to \(report): "
+                                         + "\(file.failure ?? "write failed"); write it again with a shrink of run \(newRun)", exitCode: Exit.usage)
                 }
             }
             if json {
