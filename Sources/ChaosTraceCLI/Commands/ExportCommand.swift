@@ -101,7 +101,9 @@ enum Exports {
                 guard let (client, operation) = invocations.removeValue(forKey: event.id) else { return true }
                 let type = [1: ":ok", 2: ":fail", 3: ":info"][event.peer] ?? ":info"
                 var shown = value(operation)
-                if operation.function == .read && event.peer == 1 {
+                // A completed read, echo or generate shows what came back (a write, cas or add
+                // shows what it was asked to do, as in Jepsen).
+                if [.read, .echo, .generate].contains(operation.function) && event.peer == 1 {
                     var reader = ByteReader(Array(event.payload))
                     let isNil = reader.byte() == 1
                     let result = reader.signed() ?? 0
