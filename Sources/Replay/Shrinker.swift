@@ -204,7 +204,7 @@ public final class Shrinker {
         var pinCrashes = false
         /// Match crash points by cause (when the recording's causes are known), not in order.
         var crashesByCause = false
-        /// Its share of the budgets, against the searches after it.
+        /// Its share of the replays, against the searches after it.
         var weight = 1
         /// Delta-debug all external events in the order they happened, before each kind alone:
         /// whole stretches of the run's history go at once, faults and operations together. (It
@@ -223,8 +223,7 @@ public final class Shrinker {
         SearchPlan(timeOrdered: true),
     ]
     private var plan = plans[0]
-    /// The current search's share of the budgets.
-    private var searchDeadline: Date = .distantFuture
+    /// The current search's share of the replays.
     private var searchMaxReplays = Int.max
 
     /// The wall clock only bounds how long the shrinker searches; it never reaches a simulation.
@@ -232,7 +231,7 @@ public final class Shrinker {
     /// far would still end before the deadline.
     private var budgetLeft: Bool {
         if replays >= maxReplays || Date().addingTimeInterval(longestReplay) >= deadline { exhausted = true }
-        return !exhausted && replays < searchMaxReplays && Date() < searchDeadline
+        return !exhausted && replays < searchMaxReplays
     }
 
     /// Tries `interventions` on top of the current run; keeps them when the violation stays and
@@ -445,7 +444,6 @@ public final class Shrinker {
         var best: (configuration: SimulationConfiguration, outcome: Outcome, crashesByCause: Bool)?
         for (index, plan) in Self.plans.enumerated() {
             searchMaxReplays = Int.max
-            searchDeadline = .distantFuture
             guard budgetLeft else { break }
             // Each search may use its weight's share of what is left (what one does not use goes
             // to the next): half for the first, a third for the second, a twelfth for each of the
@@ -453,8 +451,10 @@ public final class Shrinker {
             // a later one more often finds a smaller counterexample than it would with the rest.
             let weights = Self.plans.map(\.weight)
             let share = Double(weights[index]) / Double(weights[index...].reduce(0, +))
+            // The shares are in replays only, never in seconds: a search then ends at the same
+            // point on a fast machine and a slow one, and the result depends on the wall clock
+            // only when the whole time limit runs out.
             searchMaxReplays = replays + Int(Double(maxReplays - replays) * share)
-            searchDeadline = Date().addingTimeInterval(deadline.timeIntervalSinceNow * share)
             current = startConfiguration
             currentOutcome = startOutcome
             crashesByCause = false
@@ -478,7 +478,6 @@ public final class Shrinker {
             }
         }
         searchMaxReplays = Int.max
-        searchDeadline = .distantFuture
         if let best {
             current = best.configuration
             currentOutcome = best.outcome
