@@ -172,7 +172,10 @@ enum EventFormatting {
                 participant(event.peer)
                 lines.append(clients.invoke(event))
             case .clientComplete:
-                lines.append(clients.complete(event, fallback: participants.first ?? 0))
+                // Its invocation may lie before the range shown: then it goes by the first node.
+                let fallback = participants.first ?? 0
+                participant(fallback)
+                lines.append(clients.complete(event, fallback: fallback))
             case .violation:
                 participant(event.node)
                 lines.append("    Note over n\(event.node): VIOLATION \(textPayload(event) ?? "")")
