@@ -104,10 +104,27 @@ public struct ExternalSystem: SystemDefinition {
         }
     }
 
+    /// The preflight for a recorded run of external nodes (replay, shrink): the command is run as
+    /// recorded, from the current directory, so a relative path that does not resolve here must
+    /// say so before any re-execution (which would otherwise diverge at its first event).
+    public static func preflight(recorded configuration: SimulationConfiguration) throws {
+        guard configuration.system == name, let external = configuration.external else { return }
+        let quiet = min(max(0, configuration.options["quiet_us"] ?? 200), quietMicrosecondsRange.upperBound)
+        do {
+            try preflight(external, nodes: configuration.nodes, quietMicroseconds: quiet)
+        } catch {
+            let directory = FileManager.default.currentDirectoryPath
+            throw NodeProcessError.spawnFailed(command: external.command,
+                                               reason: "the run's node command does not start a working node from \(directory) (\(error)); "
+                                                   + "run this from the directory the run was recorded in, where its relative paths resolve")
+        }
+    }
+
     /// Starts one node and completes its `init` handshake, for a clear error before any run when
     /// the command is wrong.
-    public static func preflight(_ external: ExternalNodes, nodes: Int) throws {
+    public static func preflight(_ external: ExternalNodes, nodes: Int, quietMicroseconds: Int = 200) throws {
         let process = try NodeProcess(command: external.command)
+        process.quietMicroseconds = quietMicroseconds
         defer { process.terminate() }
         let ids = (0..<nodes).map { "n\($0)" }
         let lines = try process.exchange(Maelstrom.line(src: "c0", dest: "n0", body: [
@@ -411,8 +428,18 @@ final class ExternalNode: Node {
                 context.send(Message(type: MessageTypes.code(envelope.type), key: UInt64(bitPattern: messageID), body: line), to: target)
             } else if let client = Maelstrom.client(envelope.dest) {
                 // c0 is the harness (init, topology): its replies need no routing.
-                guard client > 0, let replyTo = Maelstrom.integer(envelope.body["in_reply_to"]),
-                      let request = pending[replyTo], request.client + 1 == client else { continue }
+                guard client > 0 else { continue }
+                guard let replyTo = Maelstrom.integer(envelope.body["in_reply_to"]) else {
+                    fail(context, kind: "malformed-output", "\(name) sent \(envelope.type) to \(envelope.dest) without an integer \"in_reply_to\" "
+                         + "(a reply names the msg_id of the request it answers): \(String(decoding: line.prefix(200), as: UTF8.self))")
+                    return
+                }
+                // No request waiting: a late answer to one that timed out, or a second answer.
+                guard let request = pending[replyTo] else { continue }
+                guard request.client + 1 == client else {
+                    fail(context, kind: "misdirected-reply", "\(name) answered request \(replyTo) of c\(request.client + 1) to \(envelope.dest)")
+                    return
+                }
                 pending[replyTo] = nil
                 answer(request, envelope, context)
             } else if Services.names.contains(envelope.dest) {
@@ -436,6 +463,10 @@ final class ExternalNode: Node {
 
     private func answer(_ request: ClientRequest, _ envelope: Maelstrom.Envelope, _ context: NodeContext) {
         let body = envelope.body
+        /// A reply without a field its workload needs: the node is at fault, not the system.
+        func missing(_ field: String) {
+            fail(context, kind: "malformed-output", "\(name) answered c\(request.client + 1)'s request with \(envelope.type) without \(field)")
+        }
         if envelope.type == "error" {
             let code = Maelstrom.integer(body["code"]) ?? -1
             if system.workload == .linKV && request.operation.function == .read && code == 20 {
@@ -466,7 +497,8 @@ final class ExternalNode: Node {
             }
         case .gCounter:
             if request.operation.function == .read {
-                context.reply(to: request, .ok(Maelstrom.integer(body["value"]) ?? Int64.min))
+                guard let value = Maelstrom.integer(body["value"]) else { return missing("an integer \"value\"") }
+                context.reply(to: request, .ok(value))
             } else {
                 context.reply(to: request, .ok())
             }
@@ -501,7 +533,8 @@ final class ExternalNode: Node {
                 if body["value"] == nil || body["value"] is NSNull {
                     context.reply(to: request, .okNil)
                 } else {
-                    context.reply(to: request, .ok(Maelstrom.integer(body["value"]) ?? Int64.min))
+                    guard let value = Maelstrom.integer(body["value"]) else { return missing("an integer (or null) \"value\"") }
+                    context.reply(to: request, .ok(value))
                 }
             } else {
                 context.reply(to: request, .ok())

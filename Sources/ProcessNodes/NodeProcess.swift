@@ -59,7 +59,11 @@ public final class NodeProcess {
     /// done with a message.
     public var quietMicroseconds: Int = 200
 
-    private static let ignoreSIGPIPE: Void = { signal(SIGPIPE, SIG_IGN); return () }()
+    private static let ignoreSIGPIPE: Void = {
+        signal(SIGPIPE, SIG_IGN)
+        LiveGroups.installHandlers()
+        return ()
+    }()
 
     /// Starts `command`: run directly when it is plain words, else by `/bin/sh -c`.
     public init(command: String) throws {
@@ -101,6 +105,7 @@ public final class NodeProcess {
             throw NodeProcessError.spawnFailed(command: command, reason: String(cString: strerror(status)))
         }
         pid = child
+        LiveGroups.add(child)
         stdinFD = input[1]
         stdoutFD = output[0]
         stderrFD = errors[0]
@@ -130,6 +135,7 @@ public final class NodeProcess {
         if pid > 0 {
             // The whole group, also when the process itself has exited: what it started goes too.
             kill(-pid, SIGKILL)
+            LiveGroups.remove(pid)
             if exitStatus == nil {
                 kill(pid, SIGKILL)
                 var status: Int32 = 0
@@ -222,11 +228,15 @@ public final class NodeProcess {
             let count = read(stdoutFD, &buffer, buffer.count)
             if count > 0 {
                 gotOutput = count
+                // Only the bytes just read can hold a new line's end: a long line is assembled in
+                // time proportional to its length, not to its square.
+                var scan = pending.count
                 pending.append(contentsOf: buffer[0..<count])
                 var start = 0
-                while let newline = pending[start...].firstIndex(of: 0x0A) {
+                while let newline = pending[scan...].firstIndex(of: 0x0A) {
                     let line = pending[start..<newline]
                     start = newline + 1
+                    scan = start
                     if !line.allSatisfy({ $0 == 0x20 || $0 == 0x0D || $0 == 0x09 }) { lines.append(Array(line)) }
                 }
                 if start > 0 { pending.removeFirst(start) }
@@ -322,5 +332,57 @@ public final class NodeProcess {
         guard !trimmed.isEmpty else { return "" }
         let lines = trimmed.split(separator: "\n", omittingEmptySubsequences: false).suffix(8)
         return "; its stderr ended with:\n    " + lines.joined(separator: "\n    ")
+    }
+}
+
+/// The process groups of the node processes alive, for a signal handler: when ChaosTrace is
+/// interrupted (Ctrl-C, SIGTERM from CI, SIGHUP) it kills them before it dies, so no node is left
+/// running on its own. A fixed table, read without locks or allocation in the handler.
+enum LiveGroups {
+    private static let capacity = 4_096
+    nonisolated(unsafe) private static let slots: UnsafeMutablePointer<pid_t> = {
+        let slots = UnsafeMutablePointer<pid_t>.allocate(capacity: capacity)
+        slots.initialize(repeating: 0, count: capacity)
+        return slots
+    }()
+    private static let lock = NSLock()
+
+    static func add(_ group: pid_t) {
+        lock.lock()
+        defer { lock.unlock() }
+        for index in 0..<capacity where slots[index] == 0 {
+            slots[index] = group
+            return
+        }
+    }
+
+    static func remove(_ group: pid_t) {
+        lock.lock()
+        defer { lock.unlock() }
+        for index in 0..<capacity where slots[index] == group { slots[index] = 0 }
+    }
+
+    static func installHandlers() {
+        _ = slots
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
+            var action = sigaction()
+            #if canImport(Glibc)
+            action.__sigaction_handler.sa_handler = { received in LiveGroups.killAll(then: received) }
+            #else
+            action.__sigaction_u.__sa_handler = { received in LiveGroups.killAll(then: received) }
+            #endif
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = 0
+            sigaction(signal, &action, nil)
+        }
+    }
+
+    private static func killAll(then received: Int32) {
+        for index in 0..<capacity where slots[index] > 0 { kill(-slots[index], SIGKILL) }
+        // Then die of the signal, as without the handler.
+        var action = sigaction()
+        sigemptyset(&action.sa_mask)
+        sigaction(received, &action, nil)
+        raise(received)
     }
 }

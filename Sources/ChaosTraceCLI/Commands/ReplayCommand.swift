@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ProcessNodes
 import Replay
 import Simulation
 import Systems
@@ -36,6 +37,9 @@ struct ReplayCommand: ParsableCommand {
             let info = try store.resolveRun(runSpec)
             let replayer = try Replayer(store: store, run: info.id)
             var configuration = replayer.configuration
+            do { try ExternalSystem.preflight(recorded: replayer.configuration) } catch {
+                throw CommandFailure(message: "run \(info.id): \(error)", exitCode: Exit.usage)
+            }
             if noBug { configuration.bug = nil }
             if let bug { configuration.bug = bug }
             let system = try recordedSystem(configuration.system, run: info.id)

@@ -202,7 +202,8 @@ struct RunCommand: ParsableCommand {
             }
             if let nodeCmd, let workload {
                 do {
-                    try ExternalSystem.preflight(ExternalNodes(command: nodeCmd, workload: workload), nodes: nodes)
+                    let quiet = try parsedOptions()["quiet_us"] ?? 200
+                    try ExternalSystem.preflight(ExternalNodes(command: nodeCmd, workload: workload), nodes: nodes, quietMicroseconds: quiet)
                 } catch {
                     throw CommandFailure(message: "--node-cmd: \(error)", exitCode: Exit.usage)
                 }

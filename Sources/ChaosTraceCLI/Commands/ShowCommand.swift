@@ -52,10 +52,26 @@ struct ShowCommand: ParsableCommand {
             let reader = try store.reader(run: info.id)
             let output = Output()
             var selected: [NumberedEvent] = []
-            try reader.forEach(from: from) { number, raw in
+            // Client request → the node it went to, for its completion (whose own fields name the
+            // client and the outcome).
+            var requestTarget: [UInt64: UInt32] = [:]
+            /// Whether an event is about `node`: the peer field holds a node only for messages and
+            /// client requests (elsewhere it is a timer tag, an outcome, a decision stream …).
+            func concerns(_ raw: RawEvent, _ node: UInt32) -> Bool {
+                switch raw.kind {
+                case .send, .deliver, .drop, .duplicate: raw.node == node || raw.peer == node
+                case .clientInvoke: raw.peer == node
+                case .clientComplete: requestTarget[raw.id] == node
+                case .decision, .runStart, .runEnd: false
+                default: raw.node == node
+                }
+            }
+            try reader.forEach(from: node == nil ? from : 0) { number, raw in
                 if let to, number > to { return false }
+                if raw.kind == .clientInvoke { requestTarget[raw.id] = raw.peer }
+                if number < from { return true }
                 if let kinds, !kinds.contains(raw.kind) { return true }
-                if let node, raw.node != node && raw.peer != node { return true }
+                if let node, !concerns(raw, node) { return true }
                 let numbered = NumberedEvent(number: number, event: raw.materialize())
                 switch format {
                 case .text: output.line(EventFormatting.text(numbered))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ProcessNodes
 import Replay
 import Simulation
 import Systems
@@ -51,6 +52,9 @@ struct ShrinkCommand: ParsableCommand {
             }
             let replayer = try Replayer(store: store, run: info.id)
             let original = replayer.configuration
+            do { try ExternalSystem.preflight(recorded: replayer.configuration) } catch {
+                throw CommandFailure(message: "run \(info.id): \(error)", exitCode: Exit.usage)
+            }
             let system = try recordedSystem(original.system, run: info.id)
             let minimumNodes = original.nemesis.byzantineNodes > 0 ? original.nodes : min(original.nodes, 3)
             let shrinker: Shrinker
