@@ -32,6 +32,10 @@ public enum HistoryModel: String, CaseIterable, Sendable {
     public func operations(from text: String) throws -> [HistoryOperation] {
         let entries = try HistoryParser.parse(text)
         let keyed = entries.contains { $0.key != nil }
+        if keyed && self != .kv, let entry = entries.first(where: { $0.key != nil }) {
+            throw HistoryError(message: "operations carry :key, so the history is over several keys; check it with --model kv "
+                               + "(model \(rawValue) would judge every key as one object)", line: entry.line)
+        }
         for entry in entries where entry.process != nil {
             guard let function = HistoryOperation.Function(rawValue: entry.function) else { continue }
             guard functions.contains(function) else {

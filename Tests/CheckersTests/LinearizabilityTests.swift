@@ -208,6 +208,9 @@ final class LinearizabilityTests: XCTestCase {
         let write = "{:process 0, :type :invoke, :f :write, :value 1}\n{:process 0, :type :ok, :f :write, :value 1}"
         XCTAssertThrowsError(try HistoryModel.set.operations(from: write))
         XCTAssertThrowsError(try HistoryModel.counter.operations(from: write))
+        let keyed = "{:process 0, :type :invoke, :f :write, :key :x, :value 1}\n{:process 0, :type :ok, :f :write, :key :x, :value 1}"
+        XCTAssertThrowsError(try HistoryModel.casRegister.operations(from: keyed))
+        XCTAssertNoThrow(try HistoryModel.kv.operations(from: keyed))
         for text in ["", "  \n", "{:process :nemesis, :type :info, :f :start, :value nil}"] {
             XCTAssertThrowsError(try HistoryModel.register.operations(from: text), "'\(text)'")
         }

@@ -101,6 +101,11 @@ final class ExternalNodeTests: XCTestCase {
                 print("this is not json", flush=True)
             if seen == 4 and me == "n2" and "--exit" in sys.argv:
                 sys.stderr.write("Traceback: boom\\n"); sys.exit(3)
+            if seen == 4 and "--no-reply-to" in sys.argv:
+                print(json.dumps({"src": me, "dest": m["src"], "body": {"type": "echo_ok", "echo": b["echo"]}}), flush=True); continue
+            if seen == 4 and "--other-client" in sys.argv:
+                other = "c1" if m["src"] != "c1" else "c2"
+                print(json.dumps({"src": me, "dest": other, "body": {"type": "echo_ok", "in_reply_to": b["msg_id"], "echo": b["echo"]}}), flush=True); continue
             print(json.dumps({"src": me, "dest": m["src"], "body": {"type": "echo_ok", "in_reply_to": b["msg_id"], "echo": b["echo"]}}), flush=True)
         """.write(to: script, atomically: true, encoding: .utf8)
         _ = try python()
@@ -115,8 +120,36 @@ final class ExternalNodeTests: XCTestCase {
         XCTAssertEqual(exits.status, 1, exits.stdout + exits.stderr)
         XCTAssertTrue(exits.stdout.contains("external-node/node-exited"), exits.stdout)
         XCTAssertTrue(exits.stdout.contains("exited with status 3"), exits.stdout)
-        // Both failures are recorded runs like any other.
+        // Replies the clients cannot take are the node's fault, named, not silence.
+        for (flag, kind) in [("--no-reply-to", "malformed-output"), ("--other-client", "misdirected-reply")] {
+            let run = try CLI.run(["run", "--node-cmd", "python3 \(script.path) \(flag)", "--workload", "echo", "--seed", "1",
+                                   "--suite", "none", "--store", store] + short)
+            XCTAssertEqual(run.status, 1, run.stdout + run.stderr)
+            XCTAssertTrue(run.stdout.contains("external-node/\(kind)"), run.stdout)
+        }
+        // Every failure is a recorded run like any other.
         let ls = try jsonObject(try CLI.run(["ls", "--store", store, "--json"]).stdout)
-        XCTAssertEqual((ls["runs"] as? [[String: Any]])?.compactMap { $0["verdict"] as? String }, ["fail", "fail"])
+        XCTAssertEqual((ls["runs"] as? [[String: Any]])?.compactMap { $0["verdict"] as? String }, ["fail", "fail", "fail", "fail"])
+    }
+
+    /// A run recorded with a relative command replays from the directory it was recorded in; from
+    /// another, replay says so before re-executing anything (exit 64; shrink checks the same way).
+    func testARelativeCommandIsCheckedWhereTheRunIsReplayed() throws {
+        _ = try python()
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let elsewhere = directory.appendingPathComponent("elsewhere")
+        try FileManager.default.createDirectory(at: elsewhere, withIntermediateDirectories: true)
+        let store = directory.appendingPathComponent("runs.trace").path
+        let root = URL(fileURLWithPath: ExternalNodeTests.node).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let run = try CLI.run(["run", "--node-cmd", "python3 examples/maelstrom/node.py", "--workload", "echo", "--seed", "1",
+                               "--suite", "none", "--store", store] + short, in: root)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        XCTAssertEqual(try CLI.run(["replay", "1", "--store", store], in: root).status, 0)
+        for command in [["replay", "1"], ["replay", "1", "--tolerant"]] {
+            let result = try CLI.run(command + ["--store", store], in: elsewhere)
+            XCTAssertEqual(result.status, 64, "\(command): \(result.stdout) \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("examples/maelstrom/node.py") && result.stderr.contains("directory"), result.stderr)
+        }
     }
 }

@@ -6,7 +6,7 @@ import TraceStore
 struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "export",
-        abstract: "Export a run: jsonl, perfetto (Chrome trace-event JSON), edn (the client history), shiviz, mermaid.",
+        abstract: "Export a run: jsonl, perfetto (Chrome trace-event JSON), edn (the client history), shiviz, mermaid, html.",
         discussion: """
         perfetto: nodes as tracks, deliveries as flow arrows from send to receive, faults as slices.
         edn: the client history in Jepsen's notation, which 'chaostrace check --model kv' reads.

@@ -248,8 +248,12 @@ enum BugReport {
     /// view), lost messages as crossed arrows, faults and client operations as notes.
     static func diagram(_ events: [NumberedEvent], label: (UInt64) -> String, violation: Violation? = nil) -> String {
         // Mermaid reads '#' and ';' as markup: keep them out of note text.
+        // A long explanation is cut at a word, with an ellipsis (the report's text has it whole).
         let headline = violation.map { "\($0.checker)/\($0.kind): \($0.explanation)" }.map { text in
-            String(text.replacingOccurrences(of: "#", with: "").replacingOccurrences(of: ";", with: ",").prefix(140))
+            let clean = text.replacingOccurrences(of: "#", with: "").replacingOccurrences(of: ";", with: ",")
+            guard clean.count > 140 else { return clean }
+            let cut = clean.prefix(140)
+            return String(cut.lastIndex(of: " ").map { cut[..<$0] } ?? cut) + " …"
         } ?? ""
         var participants: [UInt32] = []
         func participant(_ node: UInt32) { if !participants.contains(node) { participants.append(node) } }
