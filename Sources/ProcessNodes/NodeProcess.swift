@@ -296,13 +296,17 @@ public final class NodeProcess {
     #endif
 
     /// Input consumed and every thread of every process of the node's group asleep (Linux:
-    /// `/proc/PID/task/*/stat`; the group is scanned at the first exchanges and every 64th);
+    /// `/proc/PID/task/*/stat`; the group is scanned at every look through the first exchanges,
+    /// then at every 64th);
     /// elsewhere only the input check, and the quiet window in `exchange` stands for the rest.
     private func isQuiescent() -> Bool {
         var unread: Int32 = 0
         if ioctl(stdinFD, UInt(FIONREAD), &unread) == 0 && unread > 0 { return false }
         #if os(Linux)
-        if groupMembers.isEmpty || ((exchanges <= 8 || exchanges % 64 == 0) && scannedAt != exchanges) {
+        // Through the first exchanges at every look (a wrapper or a pipeline is still starting
+        // the processes it runs, and a process not yet seen cannot count as busy), then every
+        // 64th exchange.
+        if groupMembers.isEmpty || exchanges <= 8 || (exchanges % 64 == 0 && scannedAt != exchanges) {
             scanGroup()
             scannedAt = exchanges
         }
