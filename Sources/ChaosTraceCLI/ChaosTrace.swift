@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import TraceStore
 
 @main
@@ -34,6 +35,14 @@ struct ChaosTrace: ParsableCommand {
     /// A damaged store that makes LMDB fault ends with a message and exit code 65, not a crash.
     static func main() {
         CrashGuard.install()
-        main(Array(CommandLine.arguments.dropFirst()))
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        // 'help NAME' for a command that does not exist is bad usage, not the general help.
+        if arguments.count >= 2, arguments[0] == "help", !arguments[1].hasPrefix("-"),
+           !configuration.subcommands.contains(where: { $0.configuration.commandName == arguments[1] }) {
+            let names = configuration.subcommands.compactMap { $0.configuration.commandName }.filter { $0 != "record-synthetic" }
+            FileHandle.standardError.write(Data("chaostrace: error: no command '\(arguments[1])'; commands are: \(names.joined(separator: ", "))\n".utf8))
+            Foundation.exit(Exit.usage)
+        }
+        main(arguments)
     }
 }

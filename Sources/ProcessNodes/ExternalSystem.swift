@@ -127,9 +127,16 @@ public struct ExternalSystem: SystemDefinition {
         process.quietMicroseconds = quietMicroseconds
         defer { process.terminate() }
         let ids = (0..<nodes).map { "n\($0)" }
-        let lines = try process.exchange(Maelstrom.line(src: "c0", dest: "n0", body: [
-            "type": "init", "msg_id": 1, "node_id": "n0", "node_ids": ids,
-        ]))
+        let lines: [[UInt8]]
+        do {
+            lines = try process.exchange(Maelstrom.line(src: "c0", dest: "n0", body: [
+                "type": "init", "msg_id": 1, "node_id": "n0", "node_ids": ids,
+            ]))
+        } catch NodeProcessError.exited(let command, let status, let stderr) {
+            // Say when: before it answered its very first message.
+            throw NodeProcessError.exited(command: command, status: status + " before answering init (a node must keep running, "
+                                          + "reading one JSON message per line on stdin)", stderr: stderr)
+        }
         for line in lines {
             if let envelope = try? Maelstrom.parse(line), envelope.dest == "c0",
                envelope.body["type"] as? String == "init_ok" { return }
