@@ -131,7 +131,11 @@ public struct ExternalSystem: SystemDefinition {
         do {
             lines = try process.exchange(Maelstrom.line(src: "c0", dest: "n0", body: [
                 "type": "init", "msg_id": 1, "node_id": "n0", "node_ids": ids,
-            ]))
+            ]), answerExpected: true)
+        } catch NodeProcessError.unresponsive(let command, let seconds, let stderr) {
+            let pending = process.unfinishedLine.isEmpty ? "it wrote nothing"
+                : "it wrote " + String(decoding: process.unfinishedLine.prefix(300), as: UTF8.self) + " — without a newline, so not a message yet"
+            throw NodeProcessError.exited(command: command, status: "did not answer init with init_ok within \(seconds) s (\(pending))", stderr: stderr)
         } catch NodeProcessError.exited(let command, let status, let stderr) {
             // Say when: before it answered its very first message.
             throw NodeProcessError.exited(command: command, status: status + " before answering init (a node must keep running, "
@@ -292,7 +296,7 @@ final class ExternalNode: Node {
         let ids = (0..<system.nodes).map { "n\($0)" }
         let lines = exchange(Maelstrom.line(src: "c0", dest: name, body: [
             "type": "init", "msg_id": initID, "node_id": name, "node_ids": ids,
-        ]), context)
+        ]), context, answerExpected: true)
         guard let lines else { return }
         var initialized = false
         for line in lines {
@@ -389,10 +393,10 @@ final class ExternalNode: Node {
 
     private func takeMessageID() -> Int64 { system.harnessMessages.take() }
 
-    private func exchange(_ line: [UInt8]?, _ context: NodeContext) -> [[UInt8]]? {
+    private func exchange(_ line: [UInt8]?, _ context: NodeContext, answerExpected: Bool = false) -> [[UInt8]]? {
         guard let process else { return nil }
         do {
-            return try process.exchange(line)
+            return try process.exchange(line, answerExpected: answerExpected)
         } catch let error as NodeProcessError {
             switch error {
             case .unresponsive, .flooding: fail(context, kind: "node-unresponsive", "\(name): \(error)")

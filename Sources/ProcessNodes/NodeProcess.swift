@@ -154,7 +154,10 @@ public final class NodeProcess {
     public var stderr: String { String(decoding: stderrTail, as: UTF8.self) }
 
     /// Writes `line` (a newline is added) and returns every line the process wrote until it settled.
-    public func exchange(_ line: [UInt8]?) throws -> [[UInt8]] {
+    /// With `answerExpected` (the `init` handshake, which every node answers), it is not settled
+    /// before it has written a line: a node still starting up behind a pipeline or a wrapper can
+    /// look quiet while the process that will answer waits for its turn.
+    public func exchange(_ line: [UInt8]?, answerExpected: Bool = false) throws -> [[UInt8]] {
         exchanges += 1
         var lines: [[UInt8]] = []
         let deadline = Date().addingTimeInterval(settleLimitSeconds)
@@ -189,7 +192,7 @@ public final class NodeProcess {
                 continue
             }
             try checkExited()
-            if isQuiescent() {
+            if isQuiescent() && (!answerExpected || !lines.isEmpty) {
                 // Quiet for the whole window: a runtime that hands work to another thread (a
                 // scheduler, an event loop) wakes it before the first one sleeps, mostly at once.
                 let now = Date()
