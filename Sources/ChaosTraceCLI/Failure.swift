@@ -67,12 +67,20 @@ final class Output {
     init(path: String? = nil) {
         buffer.reserveCapacity(1 << 16)
         if let path, path != "-" {
-            self.path = path
-            let directory = (path as NSString).deletingLastPathComponent
-            let name = ".\((path as NSString).lastPathComponent).partial-\(getpid())"
-            let partial = directory.isEmpty ? name : (directory as NSString).appendingPathComponent(name)
-            self.partial = partial
-            descriptor = open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            if Output.isRegularFileOrNew(path) {
+                self.path = path
+                let directory = (path as NSString).deletingLastPathComponent
+                let name = ".\((path as NSString).lastPathComponent).partial-\(getpid())"
+                let partial = directory.isEmpty ? name : (directory as NSString).appendingPathComponent(name)
+                self.partial = partial
+                descriptor = open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            } else {
+                // A device, a pipe or a symbolic link (/dev/null, /dev/stdout, /dev/fd/63): written
+                // to as it is, never replaced.
+                self.path = nil
+                partial = nil
+                descriptor = open(path, O_WRONLY | O_TRUNC)
+            }
             if descriptor < 0 {
                 ok = false
                 failure = String(cString: strerror(errno))
@@ -82,6 +90,13 @@ final class Output {
             partial = nil
             descriptor = 1
         }
+    }
+
+    /// A regular file (not a symbolic link), or nothing yet.
+    static func isRegularFileOrNew(_ path: String) -> Bool {
+        var status = stat()
+        guard lstat(path, &status) == 0 else { return true }
+        return status.st_mode & S_IFMT == S_IFREG
     }
 
     func write(_ text: String) {
@@ -128,7 +143,10 @@ final class Output {
     }
 
     deinit {
-        if path != nil {
+        if path == nil && descriptor > 2 {
+            flush()
+            close(descriptor)
+        } else if path != nil {
             // Never finished (the command failed): nothing is put in place.
             if !finished && descriptor >= 0 {
                 close(descriptor)
@@ -144,6 +162,11 @@ final class Output {
 /// directory is missing or not writable. "-" (standard output) is fine.
 func checkWritable(_ path: String, option: String) throws {
     guard path != "-" else { return }
+    // A device, a pipe or a link to one: it must take writing itself.
+    if !Output.isRegularFileOrNew(path) {
+        guard access(path, W_OK) == 0 else { throw ValidationError("\(option) \(path) is not writable") }
+        return
+    }
     var isDirectory: ObjCBool = false
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
         throw ValidationError("\(option) \(path) is a directory; give a file path")

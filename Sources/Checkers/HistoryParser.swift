@@ -9,7 +9,7 @@ struct ProcessNames {
     private var numbers: [String: Int] = [:]
 
     mutating func process(named name: String) -> Int? {
-        if name == "nemesis" { return nil }
+        if name == "nemesis" || name == ":nemesis" { return nil }
         if let number = numbers[name] { return number }
         let number = -(numbers.count + 1)
         numbers[name] = number

@@ -372,6 +372,12 @@ enum LiveGroups {
     static func installHandlers() {
         _ = slots
         for signal in [SIGINT, SIGTERM, SIGHUP] {
+            // A signal ignored by whoever started us (nohup, a background job) stays ignored.
+            var old = sigaction()
+            sigaction(signal, nil, &old)
+            #if canImport(Glibc)
+            if unsafeBitCast(old.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { continue }
+            #endif
             var action = sigaction()
             #if canImport(Glibc)
             action.__sigaction_handler.sa_handler = { received in LiveGroups.killAll(then: received) }

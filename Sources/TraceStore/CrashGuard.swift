@@ -10,18 +10,19 @@ import Darwin
 /// LMDB maps a store into memory and follows its page numbers without checksums. `checkHeader`
 /// turns away files that are not stores or are cut short, and every chunk carries a checksum, but
 /// a damaged B-tree page inside a whole file can still send LMDB to an address outside the map:
-/// the kernel then stops the process with SIGBUS or SIGSEGV. Once `install()` has run and a store
-/// is open, such a signal prints which store it was reading and what to do, and the process exits
-/// with 65 (bad input data), not with a crash report. Reads never change a store, and LMDB's
-/// writes are transactions, so nothing committed is lost by ending there.
+/// the kernel then stops the process with SIGBUS or SIGSEGV. Once `install()` has run, such a
+/// signal raised while a store's map is being accessed (inside one of `LMDBEnvironment`'s
+/// transactions) prints which store it was and what to do, and the process exits with 65 (bad
+/// input data), not with a crash report. LMDB's writes are transactions, so nothing committed is
+/// lost by ending there.
 public enum CrashGuard {
-    /// The message for the most recently opened store, ready to be written from a signal handler
-    /// (no allocation there).
-    nonisolated(unsafe) private static var message: UnsafeMutablePointer<CChar>?
-    nonisolated(unsafe) private static var messageLength = 0
+    /// The message of the store whose map is being read or written right now (nil: none); each
+    /// message is made when its store opens, so the handler only reads memory.
+    nonisolated(unsafe) private static var active: UnsafeMutablePointer<CChar>?
     nonisolated(unsafe) private static var installed = false
 
     /// Handles SIGBUS and SIGSEGV for the rest of the process (the command line calls it once).
+    /// A fault while no store is being accessed is left to the default action (a crash report).
     public static func install() {
         guard !installed else { return }
         installed = true
@@ -37,25 +38,36 @@ public enum CrashGuard {
         sigaction(SIGSEGV, &action, nil)
     }
 
-    /// Called when a store is opened: a fault from now on is blamed on this file.
-    static func opened(_ path: String) {
+    /// The message for a fault while `path` is accessed (kept for the life of the process).
+    static func message(for path: String) -> UnsafeMutablePointer<CChar> {
         let text = "chaostrace: error: \(path) is damaged inside (a page of the store points outside the file "
-            + "or at garbage), and reading it stopped. Nothing was changed. Restore the file from a copy; "
-            + "'chaostrace verify --store \(path)' names the damaged runs when it can reach them.\n"
+            + "or at garbage), and reading it stopped; what was committed before stays as it was. Restore the file "
+            + "from a copy; 'chaostrace verify --store \(path)' names the damaged runs when it can reach them.\n"
         let bytes = Array(text.utf8CString)
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)
         buffer.initialize(from: bytes, count: bytes.count)
-        // The previous message is kept (never freed): a handler may be reading it right now.
-        message = buffer
-        messageLength = bytes.count - 1
+        return buffer
+    }
+
+    /// Marks the store whose message names the faults from now on; returns the one before.
+    @inline(__always)
+    static func enter(_ message: UnsafeMutablePointer<CChar>) -> UnsafeMutablePointer<CChar>? {
+        let previous = active
+        active = message
+        return previous
+    }
+
+    @inline(__always)
+    static func leave(_ previous: UnsafeMutablePointer<CChar>?) {
+        active = previous
     }
 
     private static func fatal(_ signal: Int32) {
-        if let message {
-            _ = write(2, message, messageLength)
+        if let message = active {
+            _ = write(2, message, strlen(message))
             _exit(65)
         }
-        // No store was open: not ours to explain. Die of the signal as usual.
+        // Not inside a store: not ours to explain. Die of the signal as usual.
         var action = sigaction()
         sigemptyset(&action.sa_mask)
         sigaction(signal, &action, nil)

@@ -72,6 +72,8 @@ public final class LMDBEnvironment: @unchecked Sendable {
     /// How many times a write found the map full and grew it.
     public private(set) var mapGrowths = 0
     private let lock = NSRecursiveLock()
+    /// What to say if the map faults while this environment is accessed (see `CrashGuard`).
+    private let crashMessage: UnsafeMutablePointer<CChar>
 
     public init(path: String, options: Options = Options()) throws(LMDBError) {
         var pointer: OpaquePointer?
@@ -80,6 +82,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
         self.env = env
         self.path = path
         self.options = options
+        self.crashMessage = CrashGuard.message(for: path)
         self.mapSize = max(options.initialMapSize, 64 << 10)
         do {
             try lmdbCheck(mdb_env_set_maxdbs(env, options.maxDatabases))
@@ -102,6 +105,8 @@ public final class LMDBEnvironment: @unchecked Sendable {
     public func database(named name: String, create: Bool) throws(LMDBError) -> LMDBDatabase {
         lock.lock()
         defer { lock.unlock() }
+        let outer = CrashGuard.enter(crashMessage)
+        defer { CrashGuard.leave(outer) }
         if options.readOnly || !create {
             // A handle opened in a transaction that aborts is closed with it: commit even a read.
             let txn = try begin(flags: UInt32(MDB_RDONLY))
@@ -121,6 +126,8 @@ public final class LMDBEnvironment: @unchecked Sendable {
     public func read<T>(_ body: (borrowing LMDBTransaction) throws(LMDBError) -> T) throws(LMDBError) -> T {
         lock.lock()
         defer { lock.unlock() }
+        let outer = CrashGuard.enter(crashMessage)
+        defer { CrashGuard.leave(outer) }
         let txn = try begin(flags: UInt32(MDB_RDONLY))
         defer { mdb_txn_abort(txn) }
         return try body(LMDBTransaction(txn: txn))
@@ -130,6 +137,8 @@ public final class LMDBEnvironment: @unchecked Sendable {
     public func readAny<T>(_ body: (borrowing LMDBTransaction) throws -> T) throws -> T {
         lock.lock()
         defer { lock.unlock() }
+        let outer = CrashGuard.enter(crashMessage)
+        defer { CrashGuard.leave(outer) }
         let txn = try begin(flags: UInt32(MDB_RDONLY))
         defer { mdb_txn_abort(txn) }
         return try body(LMDBTransaction(txn: txn))
@@ -140,6 +149,8 @@ public final class LMDBEnvironment: @unchecked Sendable {
     public func write<T>(_ body: (borrowing LMDBTransaction) throws(LMDBError) -> T) throws(LMDBError) -> T {
         lock.lock()
         defer { lock.unlock() }
+        let outer = CrashGuard.enter(crashMessage)
+        defer { CrashGuard.leave(outer) }
         while true {
             let txn = try begin(flags: 0)
             do {

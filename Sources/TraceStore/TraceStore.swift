@@ -75,10 +75,11 @@ public final class TraceStore {
         environmentOptions.initialMapSize = options.initialMapSize
         do {
             environment = try LMDBEnvironment(path: path, options: environmentOptions)
-        } catch let error where options.readOnly && (error.rawValue == EACCES || error.rawValue == EROFS) {
+        } catch let error where options.readOnly && (error.rawValue == EACCES || error.rawValue == EROFS)
+                    && !fileManager.fileExists(atPath: path + "-lock") {
             // A readable store in a directory we may not write (a read-only mount, someone else's
-            // bug report): its lock file cannot be made. No writer can be at work there either, so
-            // read it without one.
+            // bug report): its lock file cannot be made, so no writer can be at work there either
+            // (a writer would have made one): read it without one.
             environmentOptions.noLock = true
             do {
                 environment = try LMDBEnvironment(path: path, options: environmentOptions)
@@ -90,7 +91,6 @@ public final class TraceStore {
             if error.meansBadFile { throw TraceStoreError.notAStore(path: path, reason: error.message) }
             throw TraceStoreError.storage(path: path, error: error)
         }
-        CrashGuard.opened(path)
         let environment = environment
         /// A database that cannot be opened means the file is not a store (or a damaged one).
         func failure(_ error: LMDBError, _ missing: String) -> TraceStoreError {
@@ -138,24 +138,22 @@ public final class TraceStore {
         if !options.readOnly { try markDeadRunsIncomplete() }
     }
 
-    /// Reads the LMDB header of an existing file: refuses an empty file (unless it is to be set up
-    /// as a new store), a file without LMDB's magic number, and a file shorter than the last page
-    /// its newest header names.
+    /// Reads the LMDB header of an existing file before LMDB maps it: refuses an empty file (unless
+    /// it is to be set up as a new store), a file without LMDB's magic number, and a file that ends
+    /// before the root pages its newest header names (cut short while being copied). The size is
+    /// taken after the header is read: LMDB writes a transaction's pages before the header naming
+    /// them, so a store another process is writing meanwhile is never taken for a cut one.
     static func checkHeader(path: String, readOnly: Bool) throws {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             let reason = access(path, R_OK) != 0 ? String(cString: strerror(errno)).lowercased() : "it cannot be opened"
             throw TraceStoreError.notAStore(path: path, reason: "cannot read it: \(reason)")
         }
         defer { try? handle.close() }
-        let size = (try? handle.seekToEnd()) ?? 0
-        if size == 0 {
-            if readOnly { throw TraceStoreError.notAStore(path: path, reason: "the file is empty: no run was ever recorded in it") }
-            return
-        }
         // Each of the two meta pages: a 16-byte page header, then the magic number, the version,
         // the map address and size, the free-page database (whose first field holds the page
-        // size), the main database, the last page used and the transaction id.
-        func meta(at offset: UInt64) -> (pageSize: UInt64, lastPage: UInt64, transaction: UInt64)? {
+        // size; its root page at 80), the main database (its root page at 128), the last page
+        // used and the transaction id.
+        func meta(at offset: UInt64) -> (pageSize: UInt64, roots: [UInt64], transaction: UInt64)? {
             guard (try? handle.seek(toOffset: offset)) != nil, let data = try? handle.read(upToCount: 152), data.count == 152 else { return nil }
             let bytes = [UInt8](data)
             func integer(_ at: Int, _ width: Int) -> UInt64 {
@@ -164,21 +162,32 @@ public final class TraceStore {
                 return value
             }
             guard integer(16, 4) == 0xBEEF_C0DE else { return nil }
-            return (integer(40, 4), integer(136, 8), integer(144, 8))
+            // An empty database has no root (all bits set).
+            let roots = [integer(80, 8), integer(128, 8)].filter { $0 != UInt64.max }
+            return (integer(40, 4), roots, integer(144, 8))
         }
-        guard let first = meta(at: 0) else {
-            // A writer leaves this to LMDB: another process may be setting the file up right now.
-            if !readOnly { return }
+        let first = meta(at: 0)
+        let second = first.flatMap { meta(at: $0.pageSize) }
+        let size = (try? handle.seekToEnd()) ?? 0
+        if size == 0 {
+            if readOnly { throw TraceStoreError.notAStore(path: path, reason: "the file is empty: no run was ever recorded in it") }
+            return
+        }
+        // A writer leaves the rest to LMDB: another process may be setting the file up right now.
+        guard readOnly else { return }
+        guard let first else {
             throw TraceStoreError.notAStore(path: path, reason: size < 152 ? "it is too short to be one (\(size) bytes)" : "it has no store header")
         }
-        guard first.pageSize >= 512, first.pageSize <= 65_536, first.pageSize & (first.pageSize - 1) == 0 else {
-            throw TraceStoreError.notAStore(path: path, reason: "its header is damaged (page size \(first.pageSize))")
+        let pageSize = first.pageSize
+        guard pageSize >= 512, pageSize <= 65_536, pageSize & (pageSize - 1) == 0 else {
+            throw TraceStoreError.notAStore(path: path, reason: "its header is damaged (page size \(pageSize))")
         }
         var newest = first
-        if let second = meta(at: first.pageSize), second.transaction > first.transaction { newest = second }
-        let needed = (newest.lastPage + 1) * first.pageSize
-        guard needed <= size else {
-            throw TraceStoreError.notAStore(path: path, reason: "it is truncated: \(size) bytes, where its header needs \(needed); it was cut short while being copied or written")
+        if let second, second.transaction > first.transaction { newest = second }
+        let pages = size / pageSize
+        for root in newest.roots where root >= pages {
+            throw TraceStoreError.notAStore(path: path, reason: "it is truncated: \(size) bytes, and its header names page \(root) (of \(pageSize) bytes); "
+                                            + "it was cut short while being copied or written")
         }
     }
 
