@@ -160,7 +160,7 @@ enum EventFormatting {
             switch event.kind {
             case .deliver, .duplicate:
                 participant(event.peer); participant(event.node)
-                lines.append("    n\(event.peer)->>n\(event.node): \(labels[event.id] ?? "msg \(event.id)") (#\(numbered.number))")
+                lines.append("    n\(event.peer)->>n\(event.node): \(labels[event.id] ?? "msg \(event.id)") (event \(numbered.number))")
             case .drop:
                 participant(event.node); participant(event.peer)
                 lines.append("    n\(event.node)-xn\(event.peer): \(labels[event.id] ?? "msg \(event.id)") dropped")
@@ -184,7 +184,8 @@ enum EventFormatting {
             }
         }
         let header = ["sequenceDiagram"] + participants.map { "    participant n\($0)" }
+        // Mermaid reads '#' (an entity code, or a comment) and ';' (a statement's end) as markup.
         return (header + lines).joined(separator: "\n")
-            .replacingOccurrences(of: ";", with: ",")
+            .replacingOccurrences(of: ";", with: ",").replacingOccurrences(of: "#", with: "")
     }
 }

@@ -109,7 +109,11 @@ struct ReplayCommand: ParsableCommand {
         }
         if tolerant {
             print("tolerant replay of run \(report.run): \(report.events) events (recorded \(report.recordedEvents)); decisions: \(report.matched) matched, \(report.missing) missing, \(report.new) new")
-            if let violation = report.violation {
+            if let violation = report.violation, let recorded = report.recordedViolation,
+               (violation.checker, violation.kind) != (recorded.checker, recorded.kind) {
+                print("the recorded violation is gone: \(recorded)")
+                print("a different violation occurs: \(violation)")
+            } else if let violation = report.violation {
                 print("violation still occurs: \(violation)")
             } else if let recorded = report.recordedViolation {
                 print("the recorded violation is gone: \(recorded)")

@@ -37,6 +37,30 @@ struct StatsCommand: ParsableCommand {
         var service_windows: Double?
         var latency_ms: Latency?
         var baseline_latency_ms: Latency?
+
+        enum CodingKeys: String, CodingKey {
+            case run, verdict, summary, faults, mttr_ms, mtbf_ms, operations, operations_ok, operations_failed, operations_unknown
+            case availability, service_windows, latency_ms, baseline_latency_ms
+        }
+
+        /// Every key always there (`null` when there is no value), so that scripts see one shape.
+        func encode(to encoder: Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(run, forKey: .run)
+            try container.encode(verdict, forKey: .verdict)
+            try container.encode(summary, forKey: .summary)
+            try container.encode(faults, forKey: .faults)
+            try container.encode(mttr_ms, forKey: .mttr_ms)
+            try container.encode(mtbf_ms, forKey: .mtbf_ms)
+            try container.encode(operations, forKey: .operations)
+            try container.encode(operations_ok, forKey: .operations_ok)
+            try container.encode(operations_failed, forKey: .operations_failed)
+            try container.encode(operations_unknown, forKey: .operations_unknown)
+            try container.encode(availability, forKey: .availability)
+            try container.encode(service_windows, forKey: .service_windows)
+            try container.encode(latency_ms, forKey: .latency_ms)
+            try container.encode(baseline_latency_ms, forKey: .baseline_latency_ms)
+        }
     }
 
     struct Latency: Encodable {
@@ -62,12 +86,14 @@ struct StatsCommand: ParsableCommand {
             let reader = try store.reader(run: info.id)
             var configuration: SimulationConfiguration?
             var faultStarts: [(start: UInt64, key: String)] = []
-            var faultEnds: [String: UInt64] = [:]
+            // Per fault key, the times it ended (a node crashes and restarts many times).
+            var faultEnds: [String: [UInt64]] = [:]
             var invoked: [UInt64: UInt64] = [:]
             var latencies: [UInt64] = []
             var okTimes: [UInt64] = []
             var outcomes = [0, 0, 0]
             var firstInvoke: UInt64?
+            var lastInvoke: UInt64 = 0
             try reader.forEach { _, event in
                 let text = String(decoding: event.payload, as: UTF8.self)
                 switch event.kind {
@@ -75,22 +101,23 @@ struct StatsCommand: ParsableCommand {
                     configuration = try? JSONDecoder().decode(SimulationConfiguration.self, from: Data(event.payload))
                 case .crash: faultStarts.append((event.time, "node-\(event.node)"))
                 case .pause: faultStarts.append((event.time, "pause-\(event.node)"))
-                case .restart: faultEnds["node-\(event.node)"] = event.time
-                case .resume: faultEnds["pause-\(event.node)"] = event.time
+                case .restart: faultEnds["node-\(event.node)", default: []].append(event.time)
+                case .resume: faultEnds["pause-\(event.node)", default: []].append(event.time)
                 case .partition, .networkFault:
                     faultStarts.append((event.time, "fault-\(event.id)"))
                 case .heal:
-                    faultEnds["fault-\(event.id)"] = event.time
+                    faultEnds["fault-\(event.id)", default: []].append(event.time)
                 case .clockFault, .diskFault, .resourcePressure, .byzantine:
                     guard event.peer == 0, event.id > 0 else { break }  // nemesis faults, not individual disk errors
                     if text.hasSuffix("healed") {
-                        faultEnds["fault-\(event.id)"] = event.time
+                        faultEnds["fault-\(event.id)", default: []].append(event.time)
                     } else if !faultStarts.contains(where: { $0.key == "fault-\(event.id)" }) {
                         faultStarts.append((event.time, "fault-\(event.id)"))
                     }
                 case .clientInvoke:
                     invoked[event.id] = event.time
                     firstInvoke = firstInvoke ?? event.time
+                    lastInvoke = event.time
                 case .clientComplete:
                     let outcome = Int(event.peer)
                     if (1...3).contains(outcome) { outcomes[outcome - 1] += 1 }
@@ -102,15 +129,18 @@ struct StatsCommand: ParsableCommand {
                 }
                 return true
             }
-            // MTTR: fault start → first success after it healed.
+            // MTTR: fault start → first success after it healed (its own end: the first end of
+            // the same fault after its start; none: it never healed, and counts from its start).
             var repairs: [Double] = []
             for fault in faultStarts {
-                let healed = faultEnds[fault.key] ?? fault.start
+                let healed = faultEnds[fault.key]?.first(where: { $0 >= fault.start }) ?? fault.start
                 if let recovered = okTimes.first(where: { $0 >= healed }) { repairs.append(Double(recovered - fault.start) / 1e6) }
             }
             let total = outcomes.reduce(0, +)
             var windows: Double?
-            if let first = firstInvoke, let last = okTimes.last, last > first {
+            // From the first request to the last (or the last success, when later): a stretch at
+            // the end where requests go unanswered counts as unserved.
+            if let first = firstInvoke, let last = [okTimes.last ?? 0, lastInvoke].max(), last > first {
                 let width: UInt64 = 100_000_000
                 let count = Int((last - first) / width) + 1
                 var served = [Bool](repeating: false, count: count)
