@@ -130,6 +130,7 @@ enum Exports {
         sink.write("{\"displayTimeUnit\":\"ms\",\"traceEvents\":[")
         var sends: [UInt64: (node: UInt32, time: UInt64)] = [:]
         var openFaults: [String: (node: UInt32, time: UInt64, name: String)] = [:]
+        var requestTargets: [UInt64: UInt32] = [:]
         func micros(_ time: UInt64) -> String { String(format: "%.3f", Double(time) / 1_000) }
         func track(_ node: UInt32) -> UInt32 {
             if !nodes.contains(node) { nodes.append(node) }
@@ -162,7 +163,12 @@ enum Exports {
             case .violation:
                 emit("{\"name\":\"violation\",\"ph\":\"i\",\"s\":\"g\",\"pid\":1,\"tid\":0,\"ts\":\(micros(event.time)),\"args\":{\"detail\":\(JSON.string(String(decoding: event.payload, as: UTF8.self)))}}")
             case .clientInvoke, .clientComplete:
-                emit("{\"name\":\"\(event.kind.name) \(event.id)\",\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":\(track(event.peer < 1_000 && event.kind == .clientInvoke ? event.peer : 0)),\"ts\":\(micros(event.time)),\"args\":{\"client\":\(event.node)}}")
+                // On the track of the node the request went to (a completion's own fields name the
+                // client and the outcome).
+                if event.kind == .clientInvoke { requestTargets[event.id] = event.peer }
+                let target = requestTargets[event.id] ?? 0
+                if event.kind == .clientComplete { requestTargets[event.id] = nil }
+                emit("{\"name\":\"\(event.kind.name) \(event.id)\",\"ph\":\"i\",\"s\":\"t\",\"pid\":1,\"tid\":\(track(target)),\"ts\":\(micros(event.time)),\"args\":{\"client\":\(event.node)}}")
             default:
                 break
             }

@@ -54,6 +54,10 @@ struct ReplayCommand: ParsableCommand {
             // A run whose writer died ends where its last chunk was committed: replay it up to
             // there (what follows was never recorded, so it cannot diverge).
             var stop = until
+            if let until, until >= info.eventCount {
+                FileHandle.standardError.write(Data("note: --until \(until) is past run \(info.id)'s last event (#\(info.eventCount &- 1)); replaying it whole\n".utf8))
+                stop = nil
+            }
             if info.status != .complete && !tolerant && info.eventCount > 0 {
                 stop = min(until ?? UInt64.max, info.eventCount - 1)
                 FileHandle.standardError.write(Data("note: run \(info.id) is \(info.status.rawValue) (its writer stopped after event #\(info.eventCount - 1)); replaying up to there\n".utf8))
