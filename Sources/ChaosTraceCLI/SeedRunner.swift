@@ -65,10 +65,17 @@ struct SeedRunner {
         let store: TraceStore? = command.noRecord ? nil : try TraceStore(path: command.storeOptions.store)
         var outcomes: [RunOutcome] = []
         let total = seeds.count * pairs.count
+        // Workers of `--jobs` record under ids their parent set aside: seed by seed, in the order
+        // of the whole (unsharded) seed list, whichever worker finishes first.
+        let allSeeds = command.runIDBase == nil ? [] : command.allSeeds()
         for seed in seeds {
-            for (system, suite) in pairs {
+            for (pairIndex, (system, suite)) in pairs.enumerated() {
                 let configuration = try command.makeConfiguration(system: system, suite: suite, seed: seed)
-                var outcome = try runOne(system: system, configuration: configuration, store: store)
+                var id: UInt64?
+                if let base = command.runIDBase, let seedIndex = allSeeds.firstIndex(of: seed) {
+                    id = base + UInt64(seedIndex * pairs.count + pairIndex)
+                }
+                var outcome = try runOne(system: system, configuration: configuration, store: store, id: id)
                 if command.checkDeterminism {
                     let report = try checkDeterminism(system: system, suite: suite, configuration: configuration, outcome: outcome, store: store)
                     outcome.determinism = report
@@ -85,11 +92,11 @@ struct SeedRunner {
         return outcomes
     }
 
-    func runOne(system: SystemDefinition.Type, configuration: SimulationConfiguration, store: TraceStore?) throws -> RunOutcome {
+    func runOne(system: SystemDefinition.Type, configuration: SimulationConfiguration, store: TraceStore?, id: UInt64? = nil) throws -> RunOutcome {
         let recorder: RunRecorder?
         if let store {
             let json = String(decoding: try JSONCoding.encoder.encode(configuration), as: UTF8.self)
-            recorder = try store.beginRun(seed: configuration.seed, configuration: json, toolVersion: ChaosTrace.version)
+            recorder = try store.beginRun(seed: configuration.seed, configuration: json, toolVersion: ChaosTrace.version, id: id)
         } else {
             recorder = nil
         }
@@ -161,9 +168,14 @@ struct SeedRunner {
     func runInProcesses() throws -> [RunOutcome] {
         // The workers share one store: create it here first, so that no worker opens it while
         // another is still setting it up.
-        if !command.noRecord { _ = try command.storeOptions.open(readOnly: false) }
         var arguments = ["run", "--json", "--store", command.storeOptions.store, "--seeds", String(command.seeds ?? 1),
                          "--first-seed", String(command.firstSeed)]
+        if !command.noRecord {
+            // Run ids in seed order, whichever worker gets there first.
+            let store = try command.storeOptions.open(readOnly: false)
+            let base = try store.reserveRunIDs(command.allSeeds().count * pairs.count)
+            arguments += ["--run-id-base", String(base)]
+        }
         if let suite = command.suite { arguments += ["--suite", suite.rawValue] }
         if let system = command.system { arguments += ["--system", system] }
         if command.noRecord { arguments.append("--no-record") }

@@ -346,17 +346,37 @@ public final class TraceStore {
     }
 
     /// Starts recording a new run (`startedAt`: seconds since 1970, now unless copying a run).
+    /// Sets aside `count` run ids, in one transaction, for runs that other processes record with
+    /// `beginRun(id:)`: the ids then follow the order the caller numbers them in, not the order the
+    /// processes happen to start their runs. Returns the first.
+    public func reserveRunIDs(_ count: Int) throws -> UInt64 {
+        guard !options.readOnly else { throw TraceStoreError.storage(path: path, error: LMDBError(rawValue: EACCES)) }
+        return try storageWrite { (txn) throws(LMDBError) -> UInt64 in
+            let next = try txn.get(metaDB, key: Self.nextRunKey).flatMap { Bytes.readBigEndian64($0, at: 0) } ?? 1
+            try txn.put(metaDB, key: Self.nextRunKey, value: Self.runKey(next + UInt64(max(0, count))))
+            return next
+        }
+    }
+
+    /// Starts recording a run under the next free id, or under `id` (one set aside with
+    /// `reserveRunIDs`; it must not be in use).
     public func beginRun(seed: UInt64, configuration: String, toolVersion: String, parentRun: UInt64? = nil,
-                         startedAt: Double? = nil) throws -> RunRecorder {
+                         startedAt: Double? = nil, id: UInt64? = nil) throws -> RunRecorder {
         guard !options.readOnly else { throw TraceStoreError.storage(path: path, error: LMDBError(rawValue: EACCES)) }
         let startedAt = startedAt ?? Date().timeIntervalSince1970
         let info = try storageWrite { (txn) throws(LMDBError) -> RunInfo in
-            let next = try txn.get(metaDB, key: Self.nextRunKey).flatMap { Bytes.readBigEndian64($0, at: 0) } ?? 1
+            let counter = try txn.get(metaDB, key: Self.nextRunKey).flatMap { Bytes.readBigEndian64($0, at: 0) } ?? 1
+            var next = counter
+            if let id {
+                // A reserved id taken twice is a bug of the caller: never overwrite a run.
+                guard try txn.get(runsDB, key: Self.runKey(id)) == nil else { throw LMDBError(rawValue: EEXIST) }
+                next = id
+            }
             let info = RunInfo(id: next, seed: seed, configuration: configuration, toolVersion: toolVersion,
                                startedAt: startedAt, status: .running, verdict: nil, summary: nil,
                                eventCount: 0, chunkCount: 0, lastEventTime: 0, virtualEndTime: nil,
                                kindCounts: nil, parentRun: parentRun, writerPID: getpid(), storedBytes: 0, digest: nil)
-            try txn.put(metaDB, key: Self.nextRunKey, value: Self.runKey(next + 1))
+            try txn.put(metaDB, key: Self.nextRunKey, value: Self.runKey(max(counter, next + 1)))
             // A store of an older format takes chunks of the current one from now on.
             try txn.put(metaDB, key: Self.formatVersionKey, value: Array(String(EventCodec.formatVersion).utf8))
             try txn.put(runsDB, key: Self.runKey(next), value: RunInfoCoding.encode(info))

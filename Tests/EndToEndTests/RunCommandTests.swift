@@ -119,7 +119,11 @@ final class RunCommandTests: XCTestCase {
             let run = try CLI.run(["run", "--system", "echo", "--seeds", "4", "--jobs", "2", "--store", store, "--json"] + short)
             XCTAssertEqual(run.status, 0, run.stderr)
             let listed = try CLI.run(["ls", "--store", store, "--json"])
-            XCTAssertEqual(try XCTUnwrap(try jsonObject(listed.stdout)["runs"] as? [[String: Any]]).count, 4, listed.stdout)
+            let runs = try XCTUnwrap(try jsonObject(listed.stdout)["runs"] as? [[String: Any]])
+            XCTAssertEqual(runs.count, 4, listed.stdout)
+            // Run ids follow the seeds, whichever worker finished first ('latest' is the last seed).
+            XCTAssertEqual(runs.compactMap { $0["id"] as? Int }, [1, 2, 3, 4])
+            XCTAssertEqual(runs.compactMap { $0["seed"] as? Int }, [1, 2, 3, 4])
         }
     }
     func testBadRunFlagsAreUsageErrors() throws {

@@ -49,6 +49,9 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "End a run at its first violation (default: run the whole scenario, so the trace shows the aftermath and the metrics cover the run; the first violation is the verdict).")
     var stopOnViolation = false
     @Option(help: ArgumentHelp("Write a JUnit XML report here.", valueName: "PATH")) var junit: String?
+    /// For the workers of --jobs: record seed i (of the whole seed list) and pair j under run id
+    /// base + i × pairs + j, ids their parent set aside.
+    @Option(parsing: .unconditional, help: .hidden) var runIDBase: UInt64?
     @Flag(help: "Print {\"seeds\",\"passed\",\"failed\",\"runs\":[…]} as JSON.") var json = false
 
     func validate() throws {
@@ -142,8 +145,13 @@ struct RunCommand: ParsableCommand {
     }
 
     /// The seeds this process runs, after sharding.
+    /// Every seed of the command, before sharding.
+    func allSeeds() -> [UInt64] {
+        if let seed { [seed] } else { (0..<UInt64(seeds ?? 1)).map { firstSeed &+ $0 } }
+    }
+
     func seedList() throws -> [UInt64] {
-        let all: [UInt64] = if let seed { [seed] } else { (0..<UInt64(seeds ?? 1)).map { firstSeed &+ $0 } }
+        let all = allSeeds()
         guard let (index, count) = try parsedShard() else { return all }
         return all.enumerated().filter { $0.offset % count == index - 1 }.map(\.element)
     }
