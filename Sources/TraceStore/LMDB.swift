@@ -56,6 +56,8 @@ public final class LMDBEnvironment: @unchecked Sendable {
         /// Use no lock file (`MDB_NOLOCK`): for reading a file in a directory this process may not
         /// write, where no writer can be at work either.
         public var noLock = false
+        /// Added to the message should the map fault (see `CrashGuard`).
+        public var damageHint: String?
         /// Skip the fsync at every commit. A process crash still loses nothing committed; a machine
         /// crash may lose the last commits. Call `sync()` at points that must survive one.
         public var noSync = false
@@ -82,7 +84,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
         self.env = env
         self.path = path
         self.options = options
-        self.crashMessage = CrashGuard.message(for: path)
+        self.crashMessage = CrashGuard.message(for: path, hint: options.damageHint)
         self.mapSize = max(options.initialMapSize, 64 << 10)
         do {
             try lmdbCheck(mdb_env_set_maxdbs(env, options.maxDatabases))

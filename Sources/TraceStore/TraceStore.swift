@@ -68,8 +68,9 @@ public final class TraceStore {
         // LMDB maps the file and trusts its header: a file that is not a store, or one cut short
         // (a partial copy or download), must be turned away before it is mapped, or reading a page
         // past its end kills the process.
-        if existed { try Self.checkHeader(path: path, readOnly: options.readOnly) }
+        let hint = existed ? try Self.checkHeader(path: path, readOnly: options.readOnly) : nil
         var environmentOptions = LMDBEnvironment.Options()
+        environmentOptions.damageHint = hint
         environmentOptions.readOnly = options.readOnly
         environmentOptions.noSync = true
         environmentOptions.initialMapSize = options.initialMapSize
@@ -143,7 +144,10 @@ public final class TraceStore {
     /// before the root pages its newest header names (cut short while being copied). The size is
     /// taken after the header is read: LMDB writes a transaction's pages before the header naming
     /// them, so a store another process is writing meanwhile is never taken for a cut one.
-    static func checkHeader(path: String, readOnly: Bool) throws {
+    /// Returns a hint for the crash guard's message when the file ends before the last page its
+    /// header names (legitimate only when the pages past the end are free).
+    @discardableResult
+    static func checkHeader(path: String, readOnly: Bool) throws -> String? {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             let reason = access(path, R_OK) != 0 ? String(cString: strerror(errno)).lowercased() : "it cannot be opened"
             throw TraceStoreError.notAStore(path: path, reason: "cannot read it: \(reason)")
@@ -153,7 +157,7 @@ public final class TraceStore {
         // the map address and size, the free-page database (whose first field holds the page
         // size; its root page at 80), the main database (its root page at 128), the last page
         // used and the transaction id.
-        func meta(at offset: UInt64) -> (pageSize: UInt64, roots: [UInt64], transaction: UInt64)? {
+        func meta(at offset: UInt64) -> (pageSize: UInt64, roots: [UInt64], lastPage: UInt64, transaction: UInt64)? {
             guard (try? handle.seek(toOffset: offset)) != nil, let data = try? handle.read(upToCount: 152), data.count == 152 else { return nil }
             let bytes = [UInt8](data)
             func integer(_ at: Int, _ width: Int) -> UInt64 {
@@ -164,17 +168,17 @@ public final class TraceStore {
             guard integer(16, 4) == 0xBEEF_C0DE else { return nil }
             // An empty database has no root (all bits set).
             let roots = [integer(80, 8), integer(128, 8)].filter { $0 != UInt64.max }
-            return (integer(40, 4), roots, integer(144, 8))
+            return (integer(40, 4), roots, integer(136, 8), integer(144, 8))
         }
         let first = meta(at: 0)
         let second = first.flatMap { meta(at: $0.pageSize) }
         let size = (try? handle.seekToEnd()) ?? 0
         if size == 0 {
             if readOnly { throw TraceStoreError.notAStore(path: path, reason: "the file is empty: no run was ever recorded in it") }
-            return
+            return nil
         }
         // A writer leaves the rest to LMDB: another process may be setting the file up right now.
-        guard readOnly else { return }
+        guard readOnly else { return nil }
         guard let first else {
             throw TraceStoreError.notAStore(path: path, reason: size < 152 ? "it is too short to be one (\(size) bytes)" : "it has no store header")
         }
@@ -189,6 +193,9 @@ public final class TraceStore {
             throw TraceStoreError.notAStore(path: path, reason: "it is truncated: \(size) bytes, and its header names page \(root) (of \(pageSize) bytes); "
                                             + "it was cut short while being copied or written")
         }
+        guard newest.lastPage >= pages else { return nil }
+        return "It is also shorter than its header says (\(size) bytes, pages up to \(newest.lastPage) of \(pageSize) bytes): "
+            + "it was probably cut short while being copied or downloaded."
     }
 
     deinit {
