@@ -39,7 +39,7 @@ let package = Package(
         .target(name: "Simulation", dependencies: ["TraceStore"], swiftSettings: hotPath),
         .target(name: "Checkers", dependencies: ["Simulation"]),
         .target(name: "Replay", dependencies: ["Simulation", "TraceStore"], swiftSettings: hotPath),
-        .target(name: "ProcessNodes", dependencies: ["Simulation", "Checkers"]),
+        .target(name: "ProcessNodes", dependencies: ["Simulation", "Checkers", "TraceStore"]),
         .target(
             name: "Systems",
             dependencies: ["Simulation", "Checkers", "ProcessNodes", .product(name: "Crypto", package: "swift-crypto")],

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import TraceStore
 
 /// Why an external node process could not be used.
 public enum NodeProcessError: Error, CustomStringConvertible, Equatable {
@@ -371,31 +372,12 @@ enum LiveGroups {
 
     static func installHandlers() {
         _ = slots
-        for signal in [SIGINT, SIGTERM, SIGHUP] {
-            // A signal ignored by whoever started us (nohup, a background job) stays ignored.
-            var old = sigaction()
-            sigaction(signal, nil, &old)
-            #if canImport(Glibc)
-            if unsafeBitCast(old.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { continue }
-            #endif
-            var action = sigaction()
-            #if canImport(Glibc)
-            action.__sigaction_handler.sa_handler = { received in LiveGroups.killAll(then: received) }
-            #else
-            action.__sigaction_u.__sa_handler = { received in LiveGroups.killAll(then: received) }
-            #endif
-            sigemptyset(&action.sa_mask)
-            action.sa_flags = 0
-            sigaction(signal, &action, nil)
-        }
+        Signals.handle([SIGINT, SIGTERM, SIGHUP], keepingIgnored: true) { received in LiveGroups.killAll(then: received) }
     }
 
     private static func killAll(then received: Int32) {
         for index in 0..<capacity where slots[index] > 0 { kill(-slots[index], SIGKILL) }
         // Then die of the signal, as without the handler.
-        var action = sigaction()
-        sigemptyset(&action.sa_mask)
-        sigaction(received, &action, nil)
-        raise(received)
+        Signals.dieOf(received)
     }
 }

@@ -26,16 +26,7 @@ public enum CrashGuard {
     public static func install() {
         guard !installed else { return }
         installed = true
-        var action = sigaction()
-        #if canImport(Glibc)
-        action.__sigaction_handler.sa_handler = { signal in CrashGuard.fatal(signal) }
-        #else
-        action.__sigaction_u.__sa_handler = { signal in CrashGuard.fatal(signal) }
-        #endif
-        sigemptyset(&action.sa_mask)
-        action.sa_flags = 0
-        sigaction(SIGBUS, &action, nil)
-        sigaction(SIGSEGV, &action, nil)
+        Signals.handle([SIGBUS, SIGSEGV]) { signal in CrashGuard.fatal(signal) }
     }
 
     /// The message for a fault while `path` is accessed (kept for the life of the process).
@@ -69,6 +60,38 @@ public enum CrashGuard {
             _exit(65)
         }
         // Not inside a store: not ours to explain. Die of the signal as usual.
+        Signals.dieOf(signal)
+    }
+}
+
+/// Process-wide signal handlers, for the few places that need one (`CrashGuard`, and the node
+/// processes' cleanup on an interrupt).
+public enum Signals {
+    /// Sets `handler` for `signals`. With `keepingIgnored`, a signal whoever started this process
+    /// ignores (nohup, a background job) stays ignored.
+    public static func handle(_ signals: [Int32], keepingIgnored: Bool = false, _ handler: @escaping @convention(c) (Int32) -> Void) {
+        for signal in signals {
+            if keepingIgnored {
+                var old = sigaction()
+                sigaction(signal, nil, &old)
+                #if canImport(Glibc)
+                if unsafeBitCast(old.__sigaction_handler.sa_handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { continue }
+                #endif
+            }
+            var action = sigaction()
+            #if canImport(Glibc)
+            action.__sigaction_handler.sa_handler = handler
+            #else
+            action.__sigaction_u.__sa_handler = handler
+            #endif
+            sigemptyset(&action.sa_mask)
+            action.sa_flags = 0
+            sigaction(signal, &action, nil)
+        }
+    }
+
+    /// From a handler: ends the process by `signal`, as it would have without the handler.
+    public static func dieOf(_ signal: Int32) {
         var action = sigaction()
         sigemptyset(&action.sa_mask)
         sigaction(signal, &action, nil)
