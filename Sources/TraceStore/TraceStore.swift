@@ -74,23 +74,21 @@ public final class TraceStore {
         environmentOptions.readOnly = options.readOnly
         environmentOptions.noSync = true
         environmentOptions.initialMapSize = options.initialMapSize
+        func opened(_ options: LMDBEnvironment.Options) throws -> LMDBEnvironment {
+            do { return try LMDBEnvironment(path: path, options: options) } catch {
+                if error.meansBadFile { throw TraceStoreError.notAStore(path: path, reason: error.message) }
+                throw TraceStoreError.storage(path: path, error: error)
+            }
+        }
         do {
-            environment = try LMDBEnvironment(path: path, options: environmentOptions)
-        } catch let error where options.readOnly && (error.rawValue == EACCES || error.rawValue == EROFS)
+            environment = try opened(environmentOptions)
+        } catch TraceStoreError.storage(_, let error) where options.readOnly && (error.rawValue == EACCES || error.rawValue == EROFS)
                     && !fileManager.fileExists(atPath: path + "-lock") {
             // A readable store in a directory we may not write (a read-only mount, someone else's
             // bug report): its lock file cannot be made, so no writer can be at work there either
             // (a writer would have made one): read it without one.
             environmentOptions.noLock = true
-            do {
-                environment = try LMDBEnvironment(path: path, options: environmentOptions)
-            } catch {
-                if error.meansBadFile { throw TraceStoreError.notAStore(path: path, reason: error.message) }
-                throw TraceStoreError.storage(path: path, error: error)
-            }
-        } catch {
-            if error.meansBadFile { throw TraceStoreError.notAStore(path: path, reason: error.message) }
-            throw TraceStoreError.storage(path: path, error: error)
+            environment = try opened(environmentOptions)
         }
         let environment = environment
         /// A database that cannot be opened means the file is not a store (or a damaged one).
