@@ -57,7 +57,12 @@ enum EventFormatting {
             line += " n\(event.node)" + (event.peer != 0 ? " peer \(event.peer)" : "") + (event.id != 0 ? " id \(event.id)" : "")
         }
         if let text = textPayload(event) {
-            line += "  \(text)"
+            // A shrunk run's configuration lists thousands of interventions: one line shows its start.
+            if event.kind == .runStart && text.count > 400 {
+                line += "  \(text.prefix(400))… (\(event.payload.count) bytes; '--format json' shows it whole)"
+            } else {
+                line += "  \(text)"
+            }
         } else if !event.payload.isEmpty {
             line += "  [\(hex(event.payload))]"
         }

@@ -65,5 +65,9 @@ final class ReplayCommandTests: XCTestCase {
         let diff = try CLI.run(["diff", "1", "2", "--store", store])
         XCTAssertEqual(diff.status, 1)
         XCTAssertTrue(diff.stdout.contains("first differ at event #"), diff.stdout)
+        // Different configurations: the fields that differ, one line each, not the whole JSON.
+        XCTAssertTrue(diff.stdout.contains("  seed: 4 → 5\n"), diff.stdout)
+        XCTAssertTrue(diff.stdout.contains("  bug: \"raft.stale-read\" → none\n"), diff.stdout)
+        XCTAssertFalse(diff.stdout.contains("clientTimeoutNanoseconds"), diff.stdout)
     }
 }
