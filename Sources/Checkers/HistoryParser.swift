@@ -7,14 +7,23 @@ import Foundation
 /// order the names first appear (apart from the integers that other processes use).
 struct ProcessNames {
     private var numbers: [String: Int] = [:]
+    /// The integers the history uses as processes (`reserve`), which no name may take.
+    private var used = Set<Int>()
+    private var nextNumber = -1
 
     mutating func process(named name: String) -> Int? {
         if name == "nemesis" || name == ":nemesis" { return nil }
         if let number = numbers[name] { return number }
-        let number = -(numbers.count + 1)
+        while used.contains(nextNumber) { nextNumber -= 1 }
+        let number = nextNumber
+        nextNumber -= 1
         numbers[name] = number
+        used.insert(number)
         return number
     }
+
+    /// Notes the integer processes of the whole history first, so names keep clear of them.
+    mutating func reserve(_ number: Int) { used.insert(number) }
 }
 
 public enum HistoryParser {
@@ -23,6 +32,20 @@ public enum HistoryParser {
         if trimmed.first == "{" && trimmed.dropFirst().drop(while: { $0.isWhitespace }).first == "\"" {
             return try parseJSONLines(text)
         }
+        // A JSON array of operation objects.
+        let inner = trimmed.dropFirst().drop { $0.isWhitespace }
+        if trimmed.first == "[" && inner.first == "{" && inner.dropFirst().drop(while: { $0.isWhitespace }).first == "\"" {
+            var reader = JSONReader(bytes: Array(text.utf8))
+            guard let node = try? reader.document(), case .array(let items) = node else {
+                throw HistoryError(message: "not a JSON array of operation objects", line: 1)
+            }
+            var objects: [(fields: [String: JSONNode], line: Int)] = []
+            for item in items {
+                guard case .object(let fields) = item else { throw HistoryError(message: "not a JSON array of operation objects", line: 1) }
+                objects.append((fields, 1))
+            }
+            return try entries(fromJSON: objects)
+        }
         return try parseEDN(text)
     }
 
@@ -30,19 +53,28 @@ public enum HistoryParser {
 
     public static func parseEDN(_ text: String) throws -> [RawHistoryEntry] {
         var reader = EDNReader(Array(text.utf8))
-        var entries: [RawHistoryEntry] = []
-        var names = ProcessNames()
-        while let (form, line) = try reader.nextForm() {
-            switch form {
+        // Every operation map with the line it starts on (a history written as one vector of
+        // maps has a line per operation too).
+        var forms: [(EDNForm, Int)] = []
+        while let top = try reader.nextForm() {
+            switch top.form {
             case .map:
-                entries.append(try entry(from: form, line: line, names: &names))
-            case .vector(let items), .list(let items):
-                for item in items { entries.append(try entry(from: item, line: line, names: &names)) }
+                forms.append((top.form, top.line))
+            case .vector, .list:
+                forms += top.items
             default:
-                throw HistoryError(message: "expected an operation map like {:process 0, :type :invoke, :f :read, :value nil}", line: line)
+                throw HistoryError(message: "expected an operation map like {:process 0, :type :invoke, :f :read, :value nil}", line: top.line)
             }
         }
-        return entries
+        var names = ProcessNames()
+        for (form, _) in forms {
+            if case .map(let pairs) = form {
+                for (key, value) in pairs {
+                    if case .keyword("process") = key, case .integer(let number) = value, let number = Int(exactly: number) { names.reserve(number) }
+                }
+            }
+        }
+        return try forms.map { try entry(from: $0.0, line: $0.1, names: &names) }
     }
 
     static func entry(from form: EDNForm, line: Int, names: inout ProcessNames) throws -> RawHistoryEntry {
@@ -60,7 +92,12 @@ public enum HistoryParser {
         case nil: throw HistoryError(message: "operation has no :process", line: line)
         default: throw HistoryError(message: ":process must be an integer, a keyword or a string", line: line)
         }
-        guard case .keyword(let type)? = fields["type"], let kind = RawHistoryEntry.Kind(rawValue: type) else {
+        let type: String
+        switch fields["type"] {
+        case .keyword(let name)?, .string(let name)?, .symbol(let name)?: type = name
+        default: type = ""
+        }
+        guard let kind = RawHistoryEntry.Kind(rawValue: type) else {
             throw HistoryError(message: ":type must be :invoke, :ok, :fail or :info", line: line)
         }
         let function: String
@@ -68,6 +105,9 @@ public enum HistoryParser {
         case .keyword(let name)?, .symbol(let name)?, .string(let name)?: function = name
         default: throw HistoryError(message: "operation has no :f", line: line)
         }
+        // The nemesis's entries are left out: their values (which nodes a partition cut off, as
+        // maps) are none of the checker's business.
+        guard process != nil else { return RawHistoryEntry(process: nil, kind: kind, function: function, value: .none, key: nil, line: line) }
         let value = try fields["value"].map { try $0.value(line: line) } ?? .none
         let key = try fields["key"].map { try $0.value(line: line) }
         return RawHistoryEntry(process: process, kind: kind, function: function, value: value, key: key, line: line)
@@ -76,43 +116,176 @@ public enum HistoryParser {
     // MARK: JSON lines
 
     public static func parseJSONLines(_ text: String) throws -> [RawHistoryEntry] {
-        var entries: [RawHistoryEntry] = []
-        var names = ProcessNames()
+        var objects: [(fields: [String: JSONNode], line: Int)] = []
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = rawLine.trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }
-            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            var reader = JSONReader(bytes: Array(line.utf8))
+            guard let node = try? reader.document(), case .object(let fields) = node else {
                 throw HistoryError(message: "not a JSON object", line: index + 1)
             }
+            objects.append((fields, index + 1))
+        }
+        return try entries(fromJSON: objects)
+    }
+
+    static func entries(fromJSON objects: [(fields: [String: JSONNode], line: Int)]) throws -> [RawHistoryEntry] {
+        var names = ProcessNames()
+        for (fields, _) in objects {
+            if case .integer(let number)? = fields["process"], let number = Int(exactly: number) { names.reserve(number) }
+        }
+        var entries: [RawHistoryEntry] = []
+        for (object, line) in objects {
             let process: Int?
-            if let number = object["process"] as? Int { process = number }
-            else if let name = object["process"] as? String { process = names.process(named: name) }
-            else { throw HistoryError(message: "\"process\" must be an integer or a string", line: index + 1) }
-            guard let type = object["type"] as? String, let kind = RawHistoryEntry.Kind(rawValue: type) else {
-                throw HistoryError(message: "\"type\" must be invoke, ok, fail or info", line: index + 1)
+            switch object["process"] {
+            case .integer(let number)?: process = Int(number)
+            case .string(let name)?: process = names.process(named: name)
+            default: throw HistoryError(message: "\"process\" must be an integer or a string", line: line)
             }
-            guard let function = object["f"] as? String else { throw HistoryError(message: "operation has no \"f\"", line: index + 1) }
-            let value = try jsonValue(object["value"], line: index + 1)
-            let key = object["key"].map { try? jsonValue($0, line: index + 1) } ?? nil
-            entries.append(RawHistoryEntry(process: process, kind: kind, function: function, value: value, key: key, line: index + 1))
+            guard case .string(let type)? = object["type"], let kind = RawHistoryEntry.Kind(rawValue: type) else {
+                throw HistoryError(message: "\"type\" must be invoke, ok, fail or info", line: line)
+            }
+            guard case .string(let function)? = object["f"] else { throw HistoryError(message: "operation has no \"f\"", line: line) }
+            guard process != nil else {
+                entries.append(RawHistoryEntry(process: nil, kind: kind, function: function, value: .none, key: nil, line: line))
+                continue
+            }
+            let value = try jsonValue(object["value"], line: line)
+            let key = try object["key"].map { try jsonValue($0, line: line) }
+            entries.append(RawHistoryEntry(process: process, kind: kind, function: function, value: value, key: key, line: line))
         }
         return entries
     }
 
-    static func jsonValue(_ any: Any?, line: Int) throws -> Value {
-        switch any {
-        case nil, is NSNull: return .none
-        case let flag as Bool where !(any is Int):
-            return .bool(flag)
-        case let number as NSNumber:
-            guard let value = Int64(exactly: number.doubleValue) else {
-                throw HistoryError(message: "only integer values are supported, got \(number)", line: line)
-            }
-            return .int(value)
-        case let text as String: return .string(text)
-        case let array as [Any]: return .list(try array.map { try jsonValue($0, line: line) })
-        default: throw HistoryError(message: "unsupported value \(String(describing: any))", line: line)
+    static func jsonValue(_ node: JSONNode?, line: Int) throws -> Value {
+        switch node {
+        case nil, .null?: return .none
+        case .bool(let flag)?: return .bool(flag)
+        case .integer(let value)?: return .int(value)
+        case .otherNumber(let text)?: throw HistoryError(message: "only integer values are supported (64-bit), got \(text)", line: line)
+        case .string(let text)?: return .string(text)
+        case .array(let items)?: return .list(try items.map { try jsonValue($0, line: line) })
+        case .object?: throw HistoryError(message: "objects are not supported as operation values", line: line)
         }
+    }
+}
+
+/// A JSON value as a history needs it: integers kept apart from booleans and from other numbers
+/// (a reader that goes through `Double` takes `true` for 1, 2.0 for 2, and 2⁵³+1 for 2⁵³).
+indirect enum JSONNode {
+    case null
+    case bool(Bool)
+    case integer(Int64)
+    case otherNumber(String)
+    case string(String)
+    case array([JSONNode])
+    case object([String: JSONNode])
+}
+
+struct JSONReader {
+    enum Failure: Error { case invalid }
+    let bytes: [UInt8]
+    var offset = 0
+    let maxDepth = 64
+
+    mutating func document() throws -> JSONNode {
+        let node = try value(depth: 0)
+        skipSpace()
+        guard offset == bytes.count else { throw Failure.invalid }
+        return node
+    }
+
+    mutating func skipSpace() {
+        while offset < bytes.count, [0x20, 0x09, 0x0A, 0x0D].contains(bytes[offset]) { offset += 1 }
+    }
+
+    mutating func expect(_ word: String) throws {
+        let expected = Array(word.utf8)
+        guard offset + expected.count <= bytes.count, Array(bytes[offset..<offset + expected.count]) == expected else { throw Failure.invalid }
+        offset += expected.count
+    }
+
+    mutating func value(depth: Int) throws -> JSONNode {
+        guard depth < maxDepth else { throw Failure.invalid }
+        skipSpace()
+        guard offset < bytes.count else { throw Failure.invalid }
+        switch bytes[offset] {
+        case UInt8(ascii: "n"): try expect("null"); return .null
+        case UInt8(ascii: "t"): try expect("true"); return .bool(true)
+        case UInt8(ascii: "f"): try expect("false"); return .bool(false)
+        case UInt8(ascii: "\""): return .string(try string())
+        case UInt8(ascii: "["):
+            offset += 1
+            var items: [JSONNode] = []
+            skipSpace()
+            if offset < bytes.count && bytes[offset] == UInt8(ascii: "]") { offset += 1; return .array(items) }
+            while true {
+                items.append(try value(depth: depth + 1))
+                skipSpace()
+                guard offset < bytes.count else { throw Failure.invalid }
+                offset += 1
+                if bytes[offset - 1] == UInt8(ascii: "]") { return .array(items) }
+                guard bytes[offset - 1] == UInt8(ascii: ",") else { throw Failure.invalid }
+            }
+        case UInt8(ascii: "{"):
+            offset += 1
+            var fields: [String: JSONNode] = [:]
+            skipSpace()
+            if offset < bytes.count && bytes[offset] == UInt8(ascii: "}") { offset += 1; return .object(fields) }
+            while true {
+                skipSpace()
+                guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else { throw Failure.invalid }
+                let name = try string()
+                skipSpace()
+                guard offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else { throw Failure.invalid }
+                offset += 1
+                fields[name] = try value(depth: depth + 1)
+                skipSpace()
+                guard offset < bytes.count else { throw Failure.invalid }
+                offset += 1
+                if bytes[offset - 1] == UInt8(ascii: "}") { return .object(fields) }
+                guard bytes[offset - 1] == UInt8(ascii: ",") else { throw Failure.invalid }
+            }
+        default:
+            let start = offset
+            while offset < bytes.count, (0x30...0x39).contains(bytes[offset]) || [UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."),
+                                                                                 UInt8(ascii: "e"), UInt8(ascii: "E")].contains(bytes[offset]) {
+                offset += 1
+            }
+            let text = String(decoding: bytes[start..<offset], as: UTF8.self)
+            guard !text.isEmpty, Double(text) != nil else { throw Failure.invalid }
+            if let integer = Int64(text) { return .integer(integer) }
+            return .otherNumber(text)
+        }
+    }
+
+    mutating func string() throws -> String {
+        offset += 1
+        var result: [UInt8] = []
+        while offset < bytes.count {
+            let byte = bytes[offset]
+            offset += 1
+            if byte == UInt8(ascii: "\"") { return String(decoding: result, as: UTF8.self) }
+            guard byte == UInt8(ascii: "\\") else { result.append(byte); continue }
+            guard offset < bytes.count else { throw Failure.invalid }
+            let escaped = bytes[offset]
+            offset += 1
+            switch escaped {
+            case UInt8(ascii: "n"): result.append(0x0A)
+            case UInt8(ascii: "t"): result.append(0x09)
+            case UInt8(ascii: "r"): result.append(0x0D)
+            case UInt8(ascii: "b"): result.append(0x08)
+            case UInt8(ascii: "f"): result.append(0x0C)
+            case UInt8(ascii: "u"):
+                guard offset + 4 <= bytes.count, let code = UInt32(String(decoding: bytes[offset..<offset + 4], as: UTF8.self), radix: 16)
+                else { throw Failure.invalid }
+                offset += 4
+                // A surrogate pair's halves are kept as the replacement character (values are compared, not shown).
+                result += Array(String(Character(Unicode.Scalar(code) ?? "\u{FFFD}")).utf8)
+            default: result.append(escaped)
+            }
+        }
+        throw Failure.invalid
     }
 }
 
@@ -121,6 +294,9 @@ indirect enum EDNForm {
     case nilValue
     case boolean(Bool)
     case integer(Int64)
+    /// A number that is not a 64-bit integer (2.5, 1/2, 1e3, a big integer): an error only where
+    /// an operation's value or key uses it.
+    case otherNumber(String)
     case string(String)
     case keyword(String)
     case symbol(String)
@@ -134,6 +310,7 @@ indirect enum EDNForm {
         case .nilValue: "nil"
         case .boolean: "a boolean"
         case .integer: "an integer"
+        case .otherNumber: "a number"
         case .string: "a string"
         case .keyword: "a keyword"
         case .symbol: "a symbol"
@@ -149,6 +326,7 @@ indirect enum EDNForm {
         case .nilValue: .none
         case .boolean(let value): .bool(value)
         case .integer(let value): .int(value)
+        case .otherNumber(let text): throw HistoryError(message: "only integer values are supported (64-bit), got \(text)", line: line)
         case .string(let value): .string(value)
         case .keyword(let value): .keyword(value)
         case .symbol(let value): .string(value)
@@ -167,6 +345,16 @@ struct EDNReader {
 
     init(_ bytes: [UInt8]) { self.bytes = bytes }
 
+    /// Skips white space, comments and discarded forms (`#_ form`).
+    mutating func skipIgnored(depth: Int) throws {
+        skipSpace()
+        while offset + 1 < bytes.count && bytes[offset] == UInt8(ascii: "#") && bytes[offset + 1] == UInt8(ascii: "_") {
+            offset += 2
+            _ = try form(depth: depth + 1)
+            skipSpace()
+        }
+    }
+
     mutating func skipSpace() {
         while offset < bytes.count {
             let byte = bytes[offset]
@@ -177,12 +365,28 @@ struct EDNReader {
         }
     }
 
-    /// The next top-level form and the line it starts on, or nil at the end.
-    mutating func nextForm() throws -> (EDNForm, Int)? {
-        skipSpace()
+    /// The next top-level form and the line it starts on, or nil at the end; for a vector or a
+    /// list, its items too, each with the line it starts on.
+    mutating func nextForm() throws -> (form: EDNForm, line: Int, items: [(EDNForm, Int)])? {
+        try skipIgnored(depth: 0)
         guard offset < bytes.count else { return nil }
         let start = line
-        return (try form(depth: 0), start)
+        let open = bytes[offset]
+        guard open == UInt8(ascii: "[") || open == UInt8(ascii: "(") else { return (try form(depth: 0), start, []) }
+        offset += 1
+        let close = open == UInt8(ascii: "[") ? UInt8(ascii: "]") : UInt8(ascii: ")")
+        var items: [(EDNForm, Int)] = []
+        while true {
+            try skipIgnored(depth: 1)
+            guard offset < bytes.count else { throw HistoryError(message: "missing '\(Character(Unicode.Scalar(close)))'", line: line) }
+            if bytes[offset] == close {
+                offset += 1
+                break
+            }
+            let itemLine = line
+            items.append((try form(depth: 1), itemLine))
+        }
+        return (open == UInt8(ascii: "[") ? .vector(items.map(\.0)) : .list(items.map(\.0)), start, items)
     }
 
     mutating func form(depth: Int) throws -> EDNForm {
@@ -204,11 +408,23 @@ struct EDNReader {
             return .list(try sequence(until: UInt8(ascii: ")"), depth: depth))
         case UInt8(ascii: "#"):
             offset += 1
-            guard offset < bytes.count, bytes[offset] == UInt8(ascii: "{") else {
-                throw HistoryError(message: "unsupported tagged literal", line: line)
+            guard offset < bytes.count else { throw HistoryError(message: "unexpected end of input after '#'", line: line) }
+            if bytes[offset] == UInt8(ascii: "{") {
+                offset += 1
+                return .set(try sequence(until: UInt8(ascii: "}"), depth: depth))
             }
-            offset += 1
-            return .set(try sequence(until: UInt8(ascii: "}"), depth: depth))
+            if bytes[offset] == UInt8(ascii: "#") {
+                // ##Inf, ##-Inf, ##NaN
+                offset += 1
+                return .otherNumber("##" + token())
+            }
+            // A tagged element (#jepsen.history.Op{…}, #inst "…", #uuid "…"): the tag is dropped
+            // and the element read as it is.
+            let tag = token()
+            guard !tag.isEmpty, tag != "_" else {
+                throw HistoryError(message: "unexpected character after '#'", line: line)
+            }
+            return try form(depth: depth + 1)
         case UInt8(ascii: "\""):
             return .string(try string())
         case UInt8(ascii: ":"):
@@ -224,7 +440,7 @@ struct EDNReader {
             if text == "false" { return .boolean(false) }
             if let first = text.first, first.isNumber || ((first == "-" || first == "+") && text.count > 1) {
                 let digits = text.hasSuffix("N") ? String(text.dropLast()) : text
-                guard let value = Int64(digits) else { throw HistoryError(message: "number out of range or not an integer: \(text)", line: line) }
+                guard let value = Int64(digits.hasPrefix("+") ? String(digits.dropFirst()) : digits) else { return .otherNumber(text) }
                 return .integer(value)
             }
             return .symbol(text)
@@ -234,7 +450,7 @@ struct EDNReader {
     mutating func sequence(until close: UInt8, depth: Int) throws -> [EDNForm] {
         var items: [EDNForm] = []
         while true {
-            skipSpace()
+            try skipIgnored(depth: depth)
             guard offset < bytes.count else { throw HistoryError(message: "missing '\(Character(Unicode.Scalar(close)))'", line: line) }
             if bytes[offset] == close {
                 offset += 1

@@ -66,9 +66,27 @@ public struct LinearizabilityChecker: Sendable {
         var isCall: Bool
     }
 
+    /// A configuration of the search: the set of linearized operations, as a 128-bit Zobrist hash
+    /// (each operation has a fixed random 128-bit key; the set's hash is the XOR of its members'),
+    /// and the model's state. A bitset per cache entry cost memory quadratic in the history (12 KB
+    /// per step for 100,000 operations); two different sets share a hash with probability 2⁻¹²⁸.
     private struct Configuration<S: Hashable>: Hashable {
-        var linearized: [UInt64]
+        var high: UInt64
+        var low: UInt64
         var state: S
+    }
+
+    /// The fixed Zobrist keys of `count` operations (SplitMix64 from a constant: the same in every process).
+    private static func zobristKeys(_ count: Int) -> [(high: UInt64, low: UInt64)] {
+        var seed: UInt64 = 0x6A09_E667_F3BC_C908
+        func next() -> UInt64 {
+            seed &+= 0x9E37_79B9_7F4A_7C15
+            var z = seed
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        return (0..<count).map { _ in (next(), next()) }
     }
 
     func checkPartition<M: Model>(_ operations: [HistoryOperation], key: Value?, model: M, budget: inout Int) -> LinearizabilityVerdict {
@@ -100,8 +118,8 @@ public struct LinearizabilityChecker: Sendable {
             next[previous[node]] = node
             previous[next[node]] = node
         }
-        let words = (count + 63) / 64
-        var linearized = [UInt64](repeating: 0, count: words)
+        let keys = Self.zobristKeys(count)
+        var linearized: (high: UInt64, low: UInt64) = (0, 0)
         var state = model.initial
         var cache = Set<Configuration<M.State>>()
         var stack: [(operation: Int, state: M.State)] = []
@@ -119,9 +137,8 @@ public struct LinearizabilityChecker: Sendable {
             let index = current.operation
             if current.isCall {
                 if let after = model.step(state, operations[index]) {
-                    var marked = linearized
-                    marked[index / 64] |= 1 << UInt64(index % 64)
-                    if cache.insert(Configuration(linearized: marked, state: after)).inserted {
+                    let marked = (high: linearized.high ^ keys[index].high, low: linearized.low ^ keys[index].low)
+                    if cache.insert(Configuration(high: marked.high, low: marked.low, state: after)).inserted {
                         stack.append((index, state))
                         state = after
                         linearized = marked
@@ -142,7 +159,7 @@ public struct LinearizabilityChecker: Sendable {
                 }
                 guard let (undone, before) = stack.popLast() else { break }
                 state = before
-                linearized[undone / 64] &= ~(1 << UInt64(undone % 64))
+                linearized = (linearized.high ^ keys[undone].high, linearized.low ^ keys[undone].low)
                 if returnOf[undone] >= 0 {
                     unlift(returnOf[undone])
                     remainingReturns += 1

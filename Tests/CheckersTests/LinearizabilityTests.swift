@@ -198,6 +198,56 @@ final class LinearizabilityTests: XCTestCase {
         XCTAssertTrue(isLinearizable(try verdict(.register, jsonLines.replacingOccurrences(of: "\"value\": 5", with: "\"value\": 3"))))
     }
 
+    func testJepsenHistoriesAsRecentJepsenWritesThem() throws {
+        // Tagged records, a partition nemesis whose value is a map, discarded forms, a float in a
+        // field the checker does not use, and a string :type; the read of 5 is stale.
+        let edn = """
+        [#jepsen.history.Op{:index 0, :time 10, :type :invoke, :process 0, :f :write, :value 3}
+         #jepsen.history.Op{:index 1, :time 20, :type :ok, :process 0, :f :write, :value 3, :latency 0.25}
+         {:process :nemesis, :type :info, :f :start-partition, :value [:isolated {"n1" #{"n2" "n3"}}]}
+         #_{:process 9, :type :invoke, :f :write, :value 7}
+         {:process 1, :type "invoke", :f :read, :value nil}
+         {:process 1, :type :ok, :f :read, :value 5}]
+        """
+        XCTAssertEqual(try HistoryModel.register.operations(from: edn).count, 2)
+        XCTAssertNotNil(failure(try verdict(.register, edn)))
+        XCTAssertTrue(isLinearizable(try verdict(.register, edn.replacingOccurrences(of: ":value 5", with: ":value 3"))))
+        // In a history written as one vector, an error names the operation's own line.
+        XCTAssertThrowsError(try HistoryModel.register.operations(from: edn.replacingOccurrences(of: ":type :ok, :f :read", with: ":f :read"))) { error in
+            XCTAssertEqual((error as? HistoryError)?.line, 6, "\(error)")
+        }
+        // A process named by a string never shares a number with an integer process.
+        let named = """
+        {:process -1, :type :invoke, :f :write, :value 1}
+        {:process "c1", :type :invoke, :f :write, :value 2}
+        {:process -1, :type :ok, :f :write, :value 1}
+        {:process "c1", :type :ok, :f :write, :value 2}
+        """
+        XCTAssertEqual(try HistoryModel.register.operations(from: named).count, 2)
+    }
+
+    func testJSONValuesKeepTheirTypes() throws {
+        func history(_ written: String, _ read: String) -> String {
+            """
+            {"process": 0, "type": "invoke", "f": "write", "value": \(written)}
+            {"process": 0, "type": "ok", "f": "write", "value": \(written)}
+            {"process": 1, "type": "invoke", "f": "read", "value": null}
+            {"process": 1, "type": "ok", "f": "read", "value": \(read)}
+            """
+        }
+        // true is not 1, false is not 0, and 2⁵³+1 is not 2⁵³.
+        for (written, read) in [("true", "1"), ("false", "0"), ("9007199254740993", "9007199254740992")] {
+            XCTAssertNotNil(failure(try verdict(.register, history(written, read))), "\(written) read as \(read)")
+            XCTAssertTrue(isLinearizable(try verdict(.register, history(written, written))), written)
+        }
+        // A float is refused, not rounded.
+        XCTAssertThrowsError(try HistoryModel.register.operations(from: history("2", "2.0")))
+        // A JSON array of the same objects, and a nemesis entry whose value is an object.
+        let array = "[" + history("3", "3").split(separator: "\n").joined(separator: ",\n")
+            + ",\n{\"process\": \"nemesis\", \"type\": \"info\", \"f\": \"kill\", \"value\": {\"n1\": \"dead\"}}]"
+        XCTAssertTrue(isLinearizable(try verdict(.register, array)))
+    }
+
     func testOperationsTheModelLacksAndEmptyHistoriesAreRefused() {
         let cas = "{:process 0, :type :invoke, :f :cas, :value [1 2]}\n{:process 0, :type :info, :f :cas, :value [1 2]}"
         XCTAssertThrowsError(try HistoryModel.register.operations(from: cas)) { error in

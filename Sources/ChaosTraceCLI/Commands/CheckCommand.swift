@@ -10,7 +10,7 @@ struct CheckCommand: ParsableCommand {
         A history is a sequence of operations like {:process 0, :type :invoke, :f :write, :value 3} \
         followed by its completion (:ok, :fail — it did not happen — or :info — it may have). \
         A read of nil matches any value. For --model kv, values are [key value] pairs (or ops carry \
-        :key), and each key is checked on its own.
+        :key), and each key is checked on its own. EDN comes one map per line or as one vector;         tagged records (#jepsen.history.Op{...}) and #_ discards are read, and the nemesis's         entries are left out. JSON comes one object per line or as one array. Values are         integers, booleans, strings, keywords and vectors of them; a float is refused.
 
         Exits 0 when linearizable, 1 when not, 2 when the search budget ran out, 65 when the \
         history cannot be read.
@@ -76,7 +76,19 @@ struct CheckCommand: ParsableCommand {
             } else {
                 print("NOT linearizable (model \(model)): \(failure.explanation)")
                 print("smallest failing partition\(failure.key.map { " (key \($0))" } ?? ""), \(failure.operations.count) operation\(failure.operations.count == 1 ? "" : "s"):")
-                for operation in failure.operations { print("  \(operation.edn)  ; \(operation.source)") }
+                // A long partition: the operations around the one that could not take effect.
+                var shown = Array(failure.operations.indices)
+                if shown.count > 60 {
+                    let center = failure.culprit.flatMap { culprit in failure.operations.firstIndex { $0.invocation == culprit.invocation } } ?? 0
+                    let start = max(0, min(center - 30, failure.operations.count - 60))
+                    shown = Array(start..<(start + 60))
+                }
+                if let first = shown.first, first > 0 { print("  … \(first) earlier operation\(first == 1 ? "" : "s") (--json lists them all)") }
+                for index in shown { print("  \(failure.operations[index].edn)  ; \(failure.operations[index].source)") }
+                if let last = shown.last, last < failure.operations.count - 1 {
+                    let more = failure.operations.count - 1 - last
+                    print("  … \(more) later operation\(more == 1 ? "" : "s") (--json lists them all)")
+                }
             }
             throw ExitCode(Exit.violation)
         case .unknown(let reason):
