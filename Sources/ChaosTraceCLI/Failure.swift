@@ -58,6 +58,8 @@ final class Output {
     private let path: String?
     private let partial: String?
     private var finished = false
+    /// The temporary file's slot in `Interrupts`: an interrupt removes it.
+    private var interruptSlot: Int?
     /// False once a write failed.
     private(set) var ok = true
     /// Why the last write failed.
@@ -73,6 +75,7 @@ final class Output {
                 let name = ".\((path as NSString).lastPathComponent).partial-\(getpid())"
                 let partial = directory.isEmpty ? name : (directory as NSString).appendingPathComponent(name)
                 self.partial = partial
+                interruptSlot = Interrupts.removeOnInterrupt(partial)
                 descriptor = open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
             } else {
                 // A device, a pipe or a symbolic link (/dev/null, /dev/stdout, /dev/fd/63): written
@@ -139,6 +142,7 @@ final class Output {
             failure = String(cString: strerror(errno))
         }
         if !ok { unlink(partial) }
+        Interrupts.forget(interruptSlot)
         return ok
     }
 
@@ -152,6 +156,7 @@ final class Output {
                 close(descriptor)
                 if let partial { unlink(partial) }
             }
+            Interrupts.forget(interruptSlot)
         } else {
             flush()
         }

@@ -372,12 +372,11 @@ enum LiveGroups {
 
     static func installHandlers() {
         _ = slots
-        Signals.handle([SIGINT, SIGTERM, SIGHUP], keepingIgnored: true) { received in LiveGroups.killAll(then: received) }
+        // On an interrupt, before the process dies of it (`Interrupts`).
+        Interrupts.setHook { LiveGroups.killAll() }
     }
 
-    private static func killAll(then received: Int32) {
+    private static func killAll() {
         for index in 0..<capacity where slots[index] > 0 { kill(-slots[index], SIGKILL) }
-        // Then die of the signal, as without the handler.
-        Signals.dieOf(received)
     }
 }

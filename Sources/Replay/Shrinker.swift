@@ -896,9 +896,11 @@ public final class Shrinker {
     private func passesWithoutBug(_ configuration: SimulationConfiguration) -> Bool {
         replays += 2
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("chaostrace-shrink-\(getpid()).trace").path
+        let slots = [Interrupts.removeOnInterrupt(path), Interrupts.removeOnInterrupt(path + "-lock")]
         defer {
             try? FileManager.default.removeItem(atPath: path)
             try? FileManager.default.removeItem(atPath: path + "-lock")
+            slots.forEach(Interrupts.forget)
         }
         guard let store = try? TraceStore(path: path),
               let (run, _) = try? recordRun(configuration, into: store, toolVersion: "shrink") else { return true }

@@ -98,3 +98,62 @@ public enum Signals {
         raise(signal)
     }
 }
+
+/// What an interrupt (Ctrl-C, SIGTERM from CI, SIGHUP) must undo before the process dies of it:
+/// half-written output files are removed, and a hook runs first (the node processes are killed).
+/// A signal whoever started this process ignores (nohup) stays ignored. Fixed tables, read
+/// without locks or allocation in the handler.
+public enum Interrupts {
+    private static let capacity = 64
+    nonisolated(unsafe) private static let paths: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
+        let paths = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: capacity)
+        paths.initialize(repeating: nil, count: capacity)
+        return paths
+    }()
+    nonisolated(unsafe) private static var hook: (@convention(c) () -> Void)?
+    nonisolated(unsafe) private static var installed = false
+    private static let lock = NSLock()
+
+    private static func install() {
+        guard !installed else { return }
+        installed = true
+        _ = paths
+        Signals.handle([SIGINT, SIGTERM, SIGHUP], keepingIgnored: true) { received in Interrupts.interrupted(received) }
+    }
+
+    /// Runs `hook` when the process is interrupted, before it dies.
+    public static func setHook(_ hook: @escaping @convention(c) () -> Void) {
+        lock.lock()
+        defer { lock.unlock() }
+        install()
+        self.hook = hook
+    }
+
+    /// Removes `path` if the process is interrupted, until `forget` is called with the slot
+    /// returned (nil: the table is full, and the file stays behind on an interrupt).
+    public static func removeOnInterrupt(_ path: String) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        install()
+        for slot in 0..<capacity where paths[slot] == nil {
+            paths[slot] = strdup(path)
+            return slot
+        }
+        return nil
+    }
+
+    /// The file of `slot` is finished (or gone): an interrupt leaves it alone. Its name is not
+    /// freed, so that a handler running at this moment never reads freed memory.
+    public static func forget(_ slot: Int?) {
+        guard let slot else { return }
+        lock.lock()
+        defer { lock.unlock() }
+        paths[slot] = nil
+    }
+
+    private static func interrupted(_ received: Int32) {
+        hook?()
+        for slot in 0..<capacity { if let path = paths[slot] { unlink(path) } }
+        Signals.dieOf(received)
+    }
+}
