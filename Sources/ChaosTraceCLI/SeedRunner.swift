@@ -52,6 +52,8 @@ struct RunSummary: Codable {
     var seeds: Int
     var passed: Int
     var failed: Int
+    /// Runs the event budget ended before their scenario: not judged.
+    var stopped: Int
     var runs: [RunOutcome]
 }
 
@@ -205,9 +207,10 @@ struct SeedRunner {
 
     func report(_ outcomes: [RunOutcome]) throws {
         let passed = outcomes.filter { $0.verdict == "pass" }.count
+        let stopped = outcomes.filter { $0.verdict == "stopped" }.count
         let seeds = Set(outcomes.map(\.seed)).count
         if command.json {
-            print(JSON.encode(RunSummary(seeds: seeds, passed: passed, failed: outcomes.count - passed, runs: outcomes)))
+            print(JSON.encode(RunSummary(seeds: seeds, passed: passed, failed: outcomes.count - passed - stopped, stopped: stopped, runs: outcomes)))
         } else {
             var rows = [["SEED", "SYSTEM", "SUITE", "VERDICT", "EVENTS", "RUN", "VIOLATION"]]
             let shown = outcomes.count > 40 ? outcomes.filter { $0.verdict != "pass" } : outcomes
@@ -217,7 +220,8 @@ struct SeedRunner {
             }
             if shown.count < outcomes.count { print("(\(outcomes.count - shown.count) passing runs not listed)") }
             if shown.count > 0 { print(Table.render(rows)) }
-            print("\(outcomes.count) run\(outcomes.count == 1 ? "" : "s") over \(seeds) seed\(seeds == 1 ? "" : "s"): \(passed) passed, \(outcomes.count - passed) failed")
+            print("\(outcomes.count) run\(outcomes.count == 1 ? "" : "s") over \(seeds) seed\(seeds == 1 ? "" : "s"): \(passed) passed, \(outcomes.count - passed - stopped) failed"
+                  + (stopped > 0 ? ", \(stopped) stopped by the event budget (not judged)" : ""))
             if !command.noRecord { print("trace store: \(command.storeOptions.store)") }
         }
         for outcome in outcomes where outcome.verdict == "pass" {
@@ -232,6 +236,9 @@ struct SeedRunner {
                 lines.append("seed \(outcome.seed) (\(outcome.system)/\(outcome.suite)) is NOT deterministic: first differing event #\(determinism.firstDifference ?? 0)")
                 lines.append("  this process:  \(determinism.here ?? "(no event)")")
                 lines.append("  other process: \(determinism.there ?? "(no event)")")
+            } else if outcome.verdict == "stopped" {
+                lines.append("seed \(outcome.seed) (\(outcome.system)/\(outcome.suite)) was not judged: \(outcome.stopReason ?? "event budget reached") "
+                             + "before its scenario ended, so its final checks never ran; raise --max-events")
             } else {
                 lines.append("seed \(outcome.seed) (\(outcome.system)/\(outcome.suite)) failed: \(outcome.violation?.description ?? outcome.stopReason ?? outcome.verdict)")
             }
@@ -337,7 +344,8 @@ enum JUnit {
             let name = "\(outcome.system)/\(outcome.suite)/seed-\(outcome.seed)"
             xml += "    <testcase classname=\"\(escape(outcome.system)).\(escape(outcome.suite))\" name=\"\(escape(name))\">\n"
             if outcome.verdict != "pass" {
-                let message = outcome.violation?.description ?? outcome.determinism.map { "nondeterministic at event \($0.firstDifference ?? 0)" } ?? outcome.verdict
+                let message = outcome.violation?.description ?? outcome.determinism.map { "nondeterministic at event \($0.firstDifference ?? 0)" }
+                    ?? outcome.stopReason.map { "not judged: \($0)" } ?? outcome.verdict
                 xml += "      <failure message=\"\(escape(message))\">run \(outcome.run.map(String.init) ?? "-"), \(outcome.events) events</failure>\n"
             }
             xml += "    </testcase>\n"

@@ -2,7 +2,9 @@ import TraceStore
 
 /// How a run ended.
 public struct SimulationResult: Sendable {
-    public enum Verdict: String, Sendable { case pass, fail }
+    /// `stopped`: a budget (`maxEvents`) ended the run before its scenario did, without a
+    /// violation; its final checks never ran, so it neither passed nor failed.
+    public enum Verdict: String, Sendable { case pass, fail, stopped }
     public var verdict: Verdict
     public var violation: Violation?
     /// Events recorded (and digested).
@@ -205,6 +207,7 @@ public final class Simulator {
         }
         if eventCount >= configuration.maxEvents && !stopped {
             stop(reason: "event budget of \(configuration.maxEvents) reached")
+            budgetEnded = true
         }
         return number
     }
@@ -225,6 +228,9 @@ public final class Simulator {
         scratch.append(contentsOf: message.body)
         return scratch.withUnsafeBytes { emit(kind, node: node, peer: peer, id: id, payload: $0) }
     }
+
+    /// The event budget ended the run (`SimulationResult.Verdict.stopped`).
+    private var budgetEnded = false
 
     func stop(reason: String) {
         if stopReason == nil { stopReason = reason }
@@ -417,7 +423,7 @@ public final class Simulator {
             let json = (try? JSONCoding.encoder.encode(violation)).map { Array($0) } ?? []
             emit(.violation, node: 0, peer: UInt32(violation.events.count), id: violation.events.first ?? 0, payload: json)
         }
-        let verdict: SimulationResult.Verdict = violation == nil ? .pass : .fail
+        let verdict: SimulationResult.Verdict = violation != nil ? .fail : budgetEnded ? .stopped : .pass
         emit(.runEnd, id: eventCount, payload: Array(verdict.rawValue.utf8))
         if let recorder {
             do {

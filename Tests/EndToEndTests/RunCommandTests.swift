@@ -126,6 +126,14 @@ final class RunCommandTests: XCTestCase {
             XCTAssertEqual(runs.compactMap { $0["seed"] as? Int }, [1, 2, 3, 4])
         }
     }
+    func testARunTheEventBudgetStopsIsNotJudged() throws {
+        // The planted bug's stale read comes later than 20,000 events: the cut run must not pass.
+        let run = try CLI.run(["run", "--no-record", "--system", "raft", "--bug", "raft.stale-read", "--seed", "1", "--max-events", "20000"])
+        XCTAssertEqual(run.status, 2, run.stdout + run.stderr)
+        XCTAssertTrue(run.stdout.contains("1 stopped by the event budget (not judged)"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("raise --max-events"), run.stdout)
+    }
+
     func testBadRunFlagsAreUsageErrors() throws {
         for arguments in [["--suite", "nonsense"], ["--bug", "no.such-bug"], ["--system", "nope"], ["--shard", "3/2"],
                           ["--failure-rate", "2"], ["--seed", "1", "--seeds", "2"], ["--option", "fanout"],

@@ -227,5 +227,7 @@ final class SchedulerTests: XCTestCase {
         let result = Simulator(configuration: configuration, system: EchoSystem(configuration: configuration), recorder: nil).run()
         XCTAssertNotNil(result.stopReason)
         XCTAssertLessThan(result.events, 1_100)
+        // Its final checks never ran: neither passed nor failed.
+        XCTAssertEqual(result.verdict, .stopped)
     }
 }

@@ -11,8 +11,10 @@ struct RunCommand: ParsableCommand {
         abstract: "Run chaos simulations: a system under a fault suite, one run per seed, each recorded.",
         discussion: """
         Exits 0 when every seed passed, 1 when any violated an invariant (or, with \
-        --check-determinism, ran differently in a second process), 64 on bad usage, \
-        70 on an internal error. A failing seed prints the commands that reproduce it.
+        --check-determinism, ran differently in a second process), 2 when none failed but \
+        --max-events stopped a run before its scenario ended (its final checks never ran: the \
+        run is recorded with verdict 'stopped'), 64 on bad usage, 70 on an internal error. A \
+        failing seed prints the commands that reproduce it.
         """)
 
     enum SuiteChoice: String, ExpressibleByArgument, CaseIterable {
@@ -35,7 +37,7 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Swarm mode: draw the fault mix and rates from each seed.") var swarm = false
     @Option(parsing: .unconditional, help: "Most nodes one fault may touch (default: a minority).") var blastRadius: Int?
     @Option(parsing: .unconditional, help: "Byzantine nodes in the byzantine suite (default: the most the system tolerates, f).") var byzantine: Int?
-    @Option(parsing: .unconditional, help: "Stop a run after this many events (circuit breaker).") var maxEvents: UInt64 = 50_000_000
+    @Option(parsing: .unconditional, help: "Stop a run after this many events (circuit breaker; such a run is not judged).") var maxEvents: UInt64 = 50_000_000
     @Option(help: ArgumentHelp("A system option, e.g. fanout=4 (repeatable).", valueName: "KEY=VALUE")) var option: [String] = []
     @Option(help: ArgumentHelp("Run every node as this external program speaking the Maelstrom protocol (JSON lines on stdin/stdout). Needs --workload.", valueName: "CMD"))
     var nodeCmd: String?
@@ -219,7 +221,9 @@ struct RunCommand: ParsableCommand {
             let runner = SeedRunner(command: self, pairs: pairs)
             let outcomes = jobs > 1 && seed == nil ? try runner.runInProcesses() : try runner.runHere(seeds: seedList())
             try runner.report(outcomes)
-            if outcomes.contains(where: { $0.verdict != "pass" }) { throw ExitCode(Exit.violation) }
+            // A budget-stopped run alone is not judged (2); any other verdict but pass fails (1).
+            if outcomes.contains(where: { $0.verdict != "pass" && $0.verdict != "stopped" }) { throw ExitCode(Exit.violation) }
+            if outcomes.contains(where: { $0.verdict == "stopped" }) { throw ExitCode(Exit.unknown) }
         }
     }
 }
