@@ -103,6 +103,11 @@ struct SeedRunner {
             recorder = nil
         }
         let simulator = Simulator(configuration: configuration, system: system.init(configuration: configuration), recorder: recorder)
+        if command.maxSeconds > 0 {
+            let deadline = Date().addingTimeInterval(command.maxSeconds)
+            let limit = command.maxSeconds
+            simulator.wallTimeLimit = ("wall-time budget of \(limit == limit.rounded() ? String(Int(limit)) : String(limit)) s reached", { Date() >= deadline })
+        }
         let result = simulator.run()
         if let reason = result.stopReason, reason.hasPrefix("recording failed") {
             throw CommandFailure(message: "\(command.storeOptions.store): \(reason)", exitCode: Exit.internalError)
@@ -238,7 +243,7 @@ struct SeedRunner {
                 lines.append("  other process: \(determinism.there ?? "(no event)")")
             } else if outcome.verdict == "stopped" {
                 lines.append("seed \(outcome.seed) (\(outcome.system)/\(outcome.suite)) was not judged: \(outcome.stopReason ?? "event budget reached") "
-                             + "before its scenario ended, so its final checks never ran; raise --max-events")
+                             + "before its scenario ended, so its final checks never ran; raise \(outcome.stopReason?.hasPrefix("wall") == true ? "--max-seconds" : "--max-events")")
             } else {
                 lines.append("seed \(outcome.seed) (\(outcome.system)/\(outcome.suite)) failed: \(outcome.violation?.description ?? outcome.stopReason ?? outcome.verdict)")
             }
@@ -274,6 +279,7 @@ extension RunCommand {
         if let blastRadius { arguments += ["--blast-radius", String(blastRadius)] }
         if let byzantine { arguments += ["--byzantine", String(byzantine)] }
         if maxEvents != 50_000_000 { arguments += ["--max-events", String(maxEvents)] }
+        if maxSeconds != 0 { arguments += ["--max-seconds", String(maxSeconds)] }
         for item in option { arguments += ["--option", item] }
         if stopOnViolation { arguments.append("--stop-on-violation") }
         if let nodeCmd { arguments += ["--node-cmd", nodeCmd] }

@@ -209,6 +209,10 @@ public final class Simulator {
             stop(reason: "event budget of \(configuration.maxEvents) reached")
             budgetEnded = true
         }
+        if eventCount & 1023 == 0, let wallTimeLimit, !stopped, wallTimeLimit.expired() {
+            stop(reason: wallTimeLimit.reason)
+            budgetEnded = true
+        }
         return number
     }
 
@@ -231,6 +235,11 @@ public final class Simulator {
 
     /// The event budget ended the run (`SimulationResult.Verdict.stopped`).
     private var budgetEnded = false
+
+    /// A circuit breaker on the wall clock, set by whoever runs the simulation (`run
+    /// --max-seconds`): asked every 1,024 events, it ends the run, not judged, when it expires.
+    /// It is the only place a clock reaches a run, and a run it ends depends on the machine's speed.
+    public var wallTimeLimit: (reason: String, expired: () -> Bool)?
 
     func stop(reason: String) {
         if stopReason == nil { stopReason = reason }

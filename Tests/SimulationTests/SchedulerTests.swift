@@ -230,4 +230,16 @@ final class SchedulerTests: XCTestCase {
         // Its final checks never ran: neither passed nor failed.
         XCTAssertEqual(result.verdict, .stopped)
     }
+
+    func testTheWallTimeBreakerStopsARunAndSaysWhy() {
+        let configuration = echoConfiguration(seed: 1, suite: .none)
+        let simulator = Simulator(configuration: configuration, system: EchoSystem(configuration: configuration), recorder: nil)
+        var asked = 0
+        simulator.wallTimeLimit = ("wall-time budget of 1 s reached", { asked += 1; return asked >= 3 })
+        let result = simulator.run()
+        XCTAssertEqual(result.verdict, .stopped)
+        XCTAssertEqual(result.stopReason, "wall-time budget of 1 s reached")
+        XCTAssertEqual(asked, 3)
+        XCTAssertLessThanOrEqual(result.events, 3 * 1_024 + 10)
+    }
 }

@@ -38,6 +38,10 @@ struct RunCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Most nodes one fault may touch (default: a minority).") var blastRadius: Int?
     @Option(parsing: .unconditional, help: "Byzantine nodes in the byzantine suite (default: the most the system tolerates, f).") var byzantine: Int?
     @Option(parsing: .unconditional, help: "Stop a run after this many events (circuit breaker; such a run is not judged).") var maxEvents: UInt64 = 50_000_000
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Stop a run after this many wall-clock seconds (circuit breaker, 0: none; such a run is not judged).",
+        discussion: "For external nodes that send on their own timers, which a simulation cannot keep up with."))
+    var maxSeconds: Double = 0
     @Option(help: ArgumentHelp("A system option, e.g. fanout=4 (repeatable).", valueName: "KEY=VALUE")) var option: [String] = []
     @Option(help: ArgumentHelp("Run every node as this external program speaking the Maelstrom protocol (JSON lines on stdin/stdout). Needs --workload.", valueName: "CMD"))
     var nodeCmd: String?
@@ -124,6 +128,7 @@ struct RunCommand: ParsableCommand {
             }
         }
         if maxEvents < 1 { throw ValidationError("--max-events must be at least 1") }
+        if !(maxSeconds >= 0 && maxSeconds <= 31_536_000) { throw ValidationError("--max-seconds must be between 0 (no limit) and 31536000") }
         if let junit { try checkWritable(junit, option: "--junit") }
     }
 
