@@ -133,7 +133,16 @@ public struct ExternalSystem: SystemDefinition {
                 "type": "init", "msg_id": 1, "node_id": "n0", "node_ids": ids,
             ]), answerExpected: true)
         } catch NodeProcessError.unresponsive(let command, let seconds, let stderr) {
-            let pending = process.unfinishedLine.isEmpty ? "it wrote nothing"
+            let written = process.linesBeforeTimeout
+            if !written.isEmpty {
+                let said = written.prefix(2).map { String(decoding: $0.prefix(200), as: UTF8.self) }.joined(separator: " | ")
+                throw NodeProcessError.exited(command: command, status: "answered init (\(said)) but did not go quiet within \(seconds) s: "
+                                              + "a node must go idle once it has handled a message (no thread left running, nothing more "
+                                              + "written to stdout or stderr); for a runtime that hands work between threads slowly, raise "
+                                              + "--option quiet_us=N", stderr: stderr)
+            }
+            let pending = process.unfinishedLine.isEmpty
+                ? "it wrote nothing; if its standard output is buffered, flush it after every message (Python: print(..., flush=True) or python3 -u)"
                 : "it wrote " + String(decoding: process.unfinishedLine.prefix(300), as: UTF8.self) + " — without a newline, so not a message yet"
             throw NodeProcessError.exited(command: command, status: "did not answer init with init_ok within \(seconds) s (\(pending))", stderr: stderr)
         } catch NodeProcessError.exited(let command, let status, let stderr) {

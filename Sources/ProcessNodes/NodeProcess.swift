@@ -151,6 +151,12 @@ public final class NodeProcess {
     /// What the process wrote to stdout after its last newline.
     public var unfinishedLine: [UInt8] { pending }
 
+    /// The length of an unfinished line already waited for in vain (`exchange`).
+    private var abandonedPartial: Int?
+
+    /// The lines an exchange that timed out had read before it gave up.
+    public private(set) var linesBeforeTimeout: [[UInt8]] = []
+
     /// The last lines the process wrote to stderr.
     public var stderr: String { String(decoding: stderrTail, as: UTF8.self) }
 
@@ -174,11 +180,12 @@ public final class NodeProcess {
                 }
                 // Its input is full: take what it wrote meanwhile, then try again.
                 try drain(into: &lines, waitMilliseconds: 1)
-                if Date() > deadline { throw NodeProcessError.unresponsive(command: command, seconds: settleLimitSeconds, stderr: stderr) }
+                if Date() > deadline { linesBeforeTimeout = lines; throw NodeProcessError.unresponsive(command: command, seconds: settleLimitSeconds, stderr: stderr) }
             }
         }
         // When the process was first seen quiescent with nothing new on stdout (nil: not yet).
         var quietSince: Date?
+        var partialSince: Date?
         var outputBytes = 0
         while true {
             stderrActivity = false
@@ -189,11 +196,22 @@ public final class NodeProcess {
                 if outputBytes > NodeProcess.outputLimit || lines.count > NodeProcess.outputLimit / 64 {
                     throw NodeProcessError.flooding(command: command, bytes: outputBytes, stderr: stderr)
                 }
-                if Date() > deadline { throw NodeProcessError.unresponsive(command: command, seconds: settleLimitSeconds, stderr: stderr) }
+                if Date() > deadline { linesBeforeTimeout = lines; throw NodeProcessError.unresponsive(command: command, seconds: settleLimitSeconds, stderr: stderr) }
                 continue
             }
             try checkExited()
-            if isQuiescent() && (!answerExpected || !lines.isEmpty) {
+            // A line begun but not ended: the node is most likely in the middle of writing it
+            // (a write split in two, a flush between), so wait for its end, up to 50 ms.
+            // One that stays as it is past that (a prompt without a newline) is not waited for again.
+            var midLine = false
+            if !pending.isEmpty && pending.count != abandonedPartial {
+                if partialSince == nil { partialSince = Date() }
+                midLine = Date().timeIntervalSince(partialSince!) < 0.05
+                if !midLine { abandonedPartial = pending.count }
+            } else {
+                partialSince = nil
+            }
+            if isQuiescent() && (!answerExpected || !lines.isEmpty) && !midLine {
                 // Quiet for the whole window: a runtime that hands work to another thread (a
                 // scheduler, an event loop) wakes it before the first one sleeps, mostly at once.
                 let now = Date()
@@ -207,7 +225,7 @@ public final class NodeProcess {
                 quietSince = nil
                 usleep(50)
             }
-            if Date() > deadline { throw NodeProcessError.unresponsive(command: command, seconds: settleLimitSeconds, stderr: stderr) }
+            if Date() > deadline { linesBeforeTimeout = lines; throw NodeProcessError.unresponsive(command: command, seconds: settleLimitSeconds, stderr: stderr) }
         }
     }
 
