@@ -254,6 +254,13 @@ enum Maelstrom {
         return "\(value)"
     }
 
+    /// A JSON integer, not a string holding one (a protocol field: `in_reply_to`, `code`).
+    static func jsonInteger(_ value: Any?) -> Int64? {
+        guard !(value is String), let number = value as? NSNumber,
+              let exact = Int64(exactly: number.doubleValue) else { return nil }
+        return exact
+    }
+
     static func integer(_ value: Any?) -> Int64? {
         if let number = value as? NSNumber { return number.int64Value }
         if let string = value as? String { return Int64(string) }
@@ -449,7 +456,7 @@ final class ExternalNode: Node {
             } else if let client = Maelstrom.client(envelope.dest) {
                 // c0 is the harness (init, topology): its replies need no routing.
                 guard client > 0 else { continue }
-                guard let replyTo = Maelstrom.integer(envelope.body["in_reply_to"]) else {
+                guard let replyTo = Maelstrom.jsonInteger(envelope.body["in_reply_to"]) else {
                     fail(context, kind: "malformed-output", "\(name) sent \(envelope.type) to \(envelope.dest) without an integer \"in_reply_to\" "
                          + "(a reply names the msg_id of the request it answers): \(String(decoding: line.prefix(200), as: UTF8.self))")
                     return
@@ -488,7 +495,7 @@ final class ExternalNode: Node {
             fail(context, kind: "malformed-output", "\(name) answered c\(request.client + 1)'s request with \(envelope.type) without \(field)")
         }
         if envelope.type == "error" {
-            let code = Maelstrom.integer(body["code"]) ?? -1
+            guard let code = Maelstrom.jsonInteger(body["code"]) else { return missing("an integer \"code\"") }
             if system.workload == .linKV && request.operation.function == .read && code == 20 {
                 context.reply(to: request, .okNil)
             } else {

@@ -40,7 +40,15 @@ struct LsCommand: ParsableCommand {
 }
 
 enum Table {
+    /// One line per row: a cell's line breaks (a node's stderr in a summary) show as " ⏎ ".
     static func render(_ rows: [[String]]) -> String {
+        let rows = rows.map { row in
+            row.map { cell in
+                cell.contains(where: \.isNewline)
+                    ? cell.split(whereSeparator: \.isNewline).map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ⏎ ")
+                    : cell
+            }
+        }
         guard let columns = rows.map(\.count).max() else { return "" }
         var widths = [Int](repeating: 0, count: columns)
         for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
