@@ -14,6 +14,8 @@ enum Exit {
     static let usage: Int32 = 64
     static let badData: Int32 = 65
     static let internalError: Int32 = 70
+    /// The store's file system refused a write: full, read-only, not ours (`TraceStoreError`).
+    static let storeUnwritable: Int32 = 74
 }
 
 /// An error the command line reports with its own message and exit code.

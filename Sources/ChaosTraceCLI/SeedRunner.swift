@@ -109,6 +109,9 @@ struct SeedRunner {
             simulator.wallTimeLimit = ("wall-time budget of \(limit == limit.rounded() ? String(Int(limit)) : String(limit)) s reached", { Date() >= deadline })
         }
         let result = simulator.run()
+        if let failure = simulator.recordingFailure as? TraceStoreError {
+            throw CommandFailure(message: failure.description, exitCode: failure.exitCode)
+        }
         if let reason = result.stopReason, reason.hasPrefix("recording failed") {
             throw CommandFailure(message: "\(command.storeOptions.store): \(reason)", exitCode: Exit.internalError)
         }

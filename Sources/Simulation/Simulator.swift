@@ -203,7 +203,10 @@ public final class Simulator {
                     return error
                 }
             }
-            if let failure { stop(reason: "recording failed: \(failure)") }
+            if let failure {
+                recordingFailure = recordingFailure ?? failure
+                stop(reason: "recording failed: \(failure)")
+            }
         }
         if eventCount >= configuration.maxEvents && !stopped {
             stop(reason: "event budget of \(configuration.maxEvents) reached")
@@ -232,6 +235,9 @@ public final class Simulator {
         scratch.append(contentsOf: message.body)
         return scratch.withUnsafeBytes { emit(kind, node: node, peer: peer, id: id, payload: $0) }
     }
+
+    /// Why the recorder failed, when it did (the run stopped there).
+    public private(set) var recordingFailure: Error?
 
     /// The event budget ended the run (`SimulationResult.Verdict.stopped`).
     private var budgetEnded = false
@@ -440,6 +446,7 @@ public final class Simulator {
                                     virtualEndTime: time,
                                     digest: String(rollingDigest.value, radix: 16))
             } catch {
+                recordingFailure = recordingFailure ?? error
                 stopReason = "recording failed: \(error)"
             }
         }

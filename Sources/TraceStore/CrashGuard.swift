@@ -32,8 +32,8 @@ public enum CrashGuard {
     /// The message for a fault while `path` is accessed (kept for the life of the process).
     static func message(for path: String, hint: String? = nil) -> UnsafeMutablePointer<CChar> {
         let text = "chaostrace: error: \(path) is damaged inside (a page of the store points outside the file "
-            + "or at garbage), and reading it stopped; what was committed before stays as it was. "
-            + (hint.map { $0 + " " } ?? "") + "Restore the file "
+            + "or at garbage), or the disk it is on is full, and using it stopped; what was committed before stays as it was. "
+            + (hint.map { $0 + " " } ?? "") + "If the disk is full, free some space and go on; otherwise restore the file "
             + "from a copy; 'chaostrace verify --store \(path)' names the damaged runs when it can reach them.\n"
         let bytes = Array(text.utf8CString)
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)

@@ -90,6 +90,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
             try lmdbCheck(mdb_env_set_maxdbs(env, options.maxDatabases))
             try lmdbCheck(mdb_env_set_mapsize(env, mapSize))
             var flags = UInt32(MDB_NOSUBDIR | MDB_NOTLS)
+            if !options.readOnly { try Self.checkSpace(path) }
             if options.readOnly { flags |= UInt32(MDB_RDONLY) }
             if options.noSync { flags |= UInt32(MDB_NOSYNC) }
             if options.noLock { flags |= UInt32(MDB_NOLOCK) }
@@ -146,6 +147,18 @@ public final class LMDBEnvironment: @unchecked Sendable {
         return try body(LMDBTransaction(txn: txn))
     }
 
+    /// Free space a write needs on the store's file system. LMDB touches new pages through its
+    /// map, and on a full file system (tmpfs above all) that ends the process with SIGBUS instead
+    /// of an error: a write is refused with ENOSPC before it begins when less than this is free.
+    static let spaceMargin: UInt64 = 4 << 20
+
+    static func checkSpace(_ path: String) throws(LMDBError) {
+        var status = statvfs()
+        let directory = (path as NSString).deletingLastPathComponent
+        guard statvfs(directory.isEmpty ? "." : directory, &status) == 0 else { return }
+        if UInt64(status.f_bavail) * UInt64(status.f_frsize) < spaceMargin { throw LMDBError(rawValue: ENOSPC) }
+    }
+
     /// Runs `body` in a write transaction and commits it. If the map fills up, the transaction is
     /// aborted, the map doubled, and `body` runs again from the start.
     public func write<T>(_ body: (borrowing LMDBTransaction) throws(LMDBError) -> T) throws(LMDBError) -> T {
@@ -153,6 +166,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
         defer { lock.unlock() }
         let outer = CrashGuard.enter(crashMessage)
         defer { CrashGuard.leave(outer) }
+        try Self.checkSpace(path)
         while true {
             let txn = try begin(flags: 0)
             do {

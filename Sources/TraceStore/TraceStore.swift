@@ -56,6 +56,11 @@ public final class TraceStore {
         var isDirectory: ObjCBool = false
         let existed = fileManager.fileExists(atPath: path, isDirectory: &isDirectory)
         if isDirectory.boolValue { throw TraceStoreError.notAStore(path: path, reason: "it is a directory") }
+        // A pipe, a device or a socket: opening it to read its header could wait forever.
+        var status = stat()
+        if existed && stat(path, &status) == 0 && status.st_mode & S_IFMT != S_IFREG {
+            throw TraceStoreError.notAStore(path: path, reason: "it is not a regular file (a pipe, a device or a socket)")
+        }
         if !existed {
             if options.readOnly { throw TraceStoreError.storeMissing(path: path) }
             let directory = (path as NSString).deletingLastPathComponent

@@ -1,5 +1,7 @@
+import Foundation
 /// Errors of the trace store. Each names the file and says what to do; `exitCode` maps it onto the
-/// command line's documented codes (64 bad usage, 65 bad input data, 70 internal error).
+/// command line's documented codes (64 bad usage, 65 bad input data, 70 internal error, 74 the
+/// store's file system refused a write).
 public enum TraceStoreError: Error, CustomStringConvertible, Equatable {
     /// No store at this path.
     case storeMissing(path: String)
@@ -20,10 +22,15 @@ public enum TraceStoreError: Error, CustomStringConvertible, Equatable {
     /// Any other LMDB failure.
     case storage(path: String, error: LMDBError)
 
+    /// LMDB errors that come from where the store lives, not from the store: the file system is
+    /// full, read-only, or not ours.
+    static let environmentErrors: Set<Int32> = [ENOSPC, EDQUOT, EROFS, EACCES, EPERM, EFBIG]
+
     public var exitCode: Int32 {
         switch self {
         case .storeMissing, .runNotFound: 64
         case .notAStore, .unsupportedFormat, .corruptChunk, .corruptRun: 65
+        case .storage(_, let error) where Self.environmentErrors.contains(error.rawValue): 74
         case .storage(_, let error): error.meansBadFile ? 65 : 70
         case .runAlreadyFinished, .compression: 70
         }
@@ -51,6 +58,12 @@ public enum TraceStoreError: Error, CustomStringConvertible, Equatable {
             "run \(run) is already finished"
         case .compression(let path, let reason):
             "\(path): cannot compress a chunk (\(reason))"
+        case .storage(let path, let error) where error.rawValue == ENOSPC || error.rawValue == EDQUOT || error.rawValue == EFBIG:
+            "cannot write \(path): \(String(cString: strerror(error.rawValue)).lowercased()); free some space (or record into a store on "
+                + "another disk with --store); every run committed before is kept"
+        case .storage(let path, let error) where Self.environmentErrors.contains(error.rawValue):
+            "cannot write \(path): \(String(cString: strerror(error.rawValue)).lowercased()); record into a store in a directory you may "
+                + "write (--store PATH), or read this one with a command that only reads (ls, show, replay, stats, export)"
         case .storage(let path, let error):
             "\(path): \(error.description)"
         }
