@@ -134,7 +134,7 @@ struct SeedRunner {
                          "--store", otherPath, "--json"]
         arguments += command.sharedArguments()
         let child = try ChildProcess.run(arguments)
-        guard child.status == 0 || child.status == 1,
+        guard child.status == Exit.success || child.status == Exit.violation || child.status == Exit.unknown,
               let summary = try? JSONDecoder().decode(RunSummaryShape.self, from: Data(child.stdout.utf8)),
               let other = summary.runs.first else {
             throw CommandFailure(message: "the second process for seed \(configuration.seed) failed (exit \(child.status)): \(child.stderr.prefix(500))", exitCode: Exit.internalError)
@@ -202,9 +202,10 @@ struct SeedRunner {
         var outcomes: [RunOutcome] = []
         for child in children {
             let result = child.wait()
-            guard result.status == 0 || result.status == 1,
+            guard result.status == Exit.success || result.status == Exit.violation || result.status == Exit.unknown,
                   let summary = try? JSONDecoder().decode(RunSummaryShape.self, from: Data(result.stdout.utf8)) else {
-                throw CommandFailure(message: "a worker process failed (exit \(result.status)): \(result.stderr.prefix(500))", exitCode: Exit.internalError)
+                let how = result.status > 128 ? "was killed by signal \(result.status - 128)" : "failed (exit \(result.status))"
+                throw CommandFailure(message: "a worker process \(how): \(result.stderr.prefix(500))", exitCode: Exit.internalError)
             }
             outcomes += summary.runs
         }
@@ -299,10 +300,14 @@ final class ChildProcess {
 
     struct Result { var status: Int32; var stdout: String; var stderr: String }
 
+    /// The output files' slots in `Interrupts`: an interrupt removes them.
+    private var fileSlots: [Int?] = []
+
     private init() {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("chaostrace-child-\(getpid())-\(UInt64.random(in: 0...UInt64.max))")
         outFile = base.appendingPathExtension("out")
         errFile = base.appendingPathExtension("err")
+        fileSlots = [Interrupts.removeOnInterrupt(outFile.path), Interrupts.removeOnInterrupt(errFile.path)]
     }
 
     static func start(_ arguments: [String]) throws -> ChildProcess {
@@ -315,6 +320,8 @@ final class ChildProcess {
         child.process.standardError = try FileHandle(forWritingTo: child.errFile)
         child.process.standardInput = FileHandle.nullDevice
         try child.process.run()
+        // Ctrl-C or a CI's SIGTERM reaches the workers too: none goes on recording alone.
+        Interrupts.passOnInterrupt(to: child.process.processIdentifier)
         return child
     }
 
@@ -322,11 +329,15 @@ final class ChildProcess {
 
     func wait() -> Result {
         process.waitUntilExit()
+        Interrupts.forgetChild(process.processIdentifier)
         let out = (try? String(contentsOf: outFile, encoding: .utf8)) ?? ""
         let err = (try? String(contentsOf: errFile, encoding: .utf8)) ?? ""
         try? FileManager.default.removeItem(at: outFile)
         try? FileManager.default.removeItem(at: errFile)
-        return Result(status: process.terminationStatus, stdout: out, stderr: err)
+        fileSlots.forEach(Interrupts.forget)
+        // A worker ended by a signal is named by it (Foundation gives the signal's number as the status).
+        let status = process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+        return Result(status: status, stdout: out, stderr: err)
     }
 }
 

@@ -151,7 +151,33 @@ public enum Interrupts {
         paths[slot] = nil
     }
 
+    nonisolated(unsafe) private static let children: UnsafeMutablePointer<pid_t> = {
+        let children = UnsafeMutablePointer<pid_t>.allocate(capacity: capacity)
+        children.initialize(repeating: 0, count: capacity)
+        return children
+    }()
+
+    /// Passes an interrupt on to the child process `pid` (a worker of `run --jobs`), until
+    /// `forgetChild` is called: it stops, cleans up after itself and records nothing more.
+    public static func passOnInterrupt(to pid: pid_t) {
+        lock.lock()
+        defer { lock.unlock() }
+        install()
+        _ = children
+        for slot in 0..<capacity where children[slot] == 0 {
+            children[slot] = pid
+            return
+        }
+    }
+
+    public static func forgetChild(_ pid: pid_t) {
+        lock.lock()
+        defer { lock.unlock() }
+        for slot in 0..<capacity where children[slot] == pid { children[slot] = 0 }
+    }
+
     private static func interrupted(_ received: Int32) {
+        for slot in 0..<capacity where children[slot] > 0 { kill(children[slot], received) }
         hook?()
         for slot in 0..<capacity { if let path = paths[slot] { unlink(path) } }
         Signals.dieOf(received)

@@ -108,6 +108,13 @@ final class StoreCommandTests: XCTestCase {
         XCTAssertEqual(notAStore.status, 65)
         XCTAssertTrue(notAStore.stderr.contains("garbage.trace"), notAStore.stderr)
 
+        // A pipe as the store: refused at once, not waited on forever.
+        let fifo = directory.appendingPathComponent("pipe.trace").path
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        let pipe = try CLI.run(["ls", "--store", fifo])
+        XCTAssertEqual(pipe.status, 65)
+        XCTAssertTrue(pipe.stderr.contains("not a regular file"), pipe.stderr)
+
         XCTAssertEqual(try CLI.run(["show"]).status, 64)
         XCTAssertEqual(try CLI.run(["ls", "--no-such-flag"]).status, 64)
         XCTAssertEqual(try CLI.run(["show", "1", "--store", garbage.path, "--kind", "nonsense"]).status, 64)
