@@ -73,9 +73,9 @@ final class Output {
         if let path, path != "-" {
             if Output.isRegularFileOrNew(path) {
                 self.path = path
-                let directory = (path as NSString).deletingLastPathComponent
-                let name = ".\((path as NSString).lastPathComponent).partial-\(getpid())"
-                let partial = directory.isEmpty ? name : (directory as NSString).appendingPathComponent(name)
+                let directory = PathParts.split(path).directory
+                let name = ".\(PathParts.split(path).name).partial-\(getpid())"
+                let partial = directory.isEmpty ? name : directory == "/" ? "/" + name : directory + "/" + name
                 self.partial = partial
                 interruptSlot = Interrupts.removeOnInterrupt(partial)
                 descriptor = open(partial, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
@@ -178,7 +178,7 @@ func checkWritable(_ path: String, option: String) throws {
     if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
         throw ValidationError("\(option) \(path) is a directory; give a file path")
     }
-    let directory = (path as NSString).deletingLastPathComponent
+    let directory = PathParts.split(path).directory
     let parent = directory.isEmpty ? "." : directory
     guard FileManager.default.fileExists(atPath: parent, isDirectory: &isDirectory), isDirectory.boolValue else {
         throw ValidationError("\(option) \(path): directory \(parent) does not exist; create it first")

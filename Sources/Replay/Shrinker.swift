@@ -230,7 +230,7 @@ public final class Shrinker {
     /// Ends a little early rather than late: a replay is not started unless the longest one so
     /// far would still end before the deadline.
     private var budgetLeft: Bool {
-        if replays >= maxReplays || Date().addingTimeInterval(longestReplay) >= deadline { exhausted = true }
+        if replays >= maxReplays || Date().addingTimeInterval(longestReplay) >= deadline || Interrupts.stopRequested { exhausted = true }
         return !exhausted && replays < searchMaxReplays
     }
 

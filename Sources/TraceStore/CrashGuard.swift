@@ -176,7 +176,26 @@ public enum Interrupts {
         for slot in 0..<capacity where children[slot] == pid { children[slot] = 0 }
     }
 
+    nonisolated(unsafe) private static var graceful = false
+    /// Set by the first interrupt while `stopGracefully` is on: the work in hand should end soon,
+    /// with what it has (a shrink keeps its best result). A second interrupt ends the process.
+    nonisolated(unsafe) public private(set) static var stopRequested = false
+
+    /// Makes the first interrupt a request (`stopRequested`), not the end of the process.
+    public static func stopGracefully() {
+        lock.lock()
+        defer { lock.unlock() }
+        install()
+        graceful = true
+    }
+
     private static func interrupted(_ received: Int32) {
+        if graceful && !stopRequested {
+            stopRequested = true
+            let note = "\nchaostrace: interrupted: finishing with the best result so far (interrupt again to stop at once)\n"
+            _ = note.withCString { write(2, $0, strlen($0)) }
+            return
+        }
         for slot in 0..<capacity where children[slot] > 0 { kill(children[slot], received) }
         hook?()
         for slot in 0..<capacity { if let path = paths[slot] { unlink(path) } }

@@ -154,7 +154,7 @@ public final class LMDBEnvironment: @unchecked Sendable {
 
     static func checkSpace(_ path: String) throws(LMDBError) {
         var status = statvfs()
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = PathParts.split(path).directory
         guard statvfs(directory.isEmpty ? "." : directory, &status) == 0 else { return }
         if UInt64(status.f_bavail) * UInt64(status.f_frsize) < spaceMargin { throw LMDBError(rawValue: ENOSPC) }
     }

@@ -63,7 +63,7 @@ public final class TraceStore {
         }
         if !existed {
             if options.readOnly { throw TraceStoreError.storeMissing(path: path) }
-            let directory = (path as NSString).deletingLastPathComponent
+            let directory = PathParts.split(path).directory
             if !directory.isEmpty && !fileManager.fileExists(atPath: directory) {
                 do { try fileManager.createDirectory(atPath: directory, withIntermediateDirectories: true) } catch {
                     throw TraceStoreError.notAStore(path: path, reason: "cannot create directory \(directory): \(error.localizedDescription)")

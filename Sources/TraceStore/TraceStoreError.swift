@@ -69,3 +69,16 @@ public enum TraceStoreError: Error, CustomStringConvertible, Equatable {
         }
     }
 }
+
+/// A path's directory and last component, without `NSString`, whose path methods stop the process
+/// on a one-character relative path ("s") in this Foundation.
+public enum PathParts {
+    /// The directory ("" for a bare name, "/" for a name in the root) and the name.
+    public static func split(_ path: String) -> (directory: String, name: String) {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return ("", String(trimmed)) }
+        let directory = trimmed[..<slash]
+        return (directory.isEmpty ? "/" : String(directory), String(trimmed[trimmed.index(after: slash)...]))
+    }
+}

@@ -150,3 +150,13 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(try store.reader(run: 1).allEvents(), events)
     }
 }
+
+final class PathPartsTests: XCTestCase {
+    func testPathsSplitWithoutFoundationsOneCharacterCrash() {
+        XCTAssertTrue(PathParts.split("s") == ("", "s"))
+        XCTAssertTrue(PathParts.split("/tmp/s") == ("/tmp", "s"))
+        XCTAssertTrue(PathParts.split("/s") == ("/", "s"))
+        XCTAssertTrue(PathParts.split("a/b/report.md") == ("a/b", "report.md"))
+        XCTAssertTrue(PathParts.split("dir/") == ("", "dir"))
+    }
+}

@@ -18,8 +18,8 @@ struct ShrinkCommand: ParsableCommand {
         'chaostrace replay' reproduces the violation. --report writes a Markdown bug report with a \
         Mermaid sequence diagram.
 
-        Exits 0 when a shrunk run was recorded (also when a budget ended the shrink early: the \
-        best result so far is kept), 65 when the run cannot be read or has no violation, 1 when \
+        Exits 0 when a shrunk run was recorded (also when a budget or an interrupt ended the \
+        shrink early: the best result so far is kept; a second interrupt stops at once), 65 when the run cannot be read or has no violation, 1 when \
         re-executing it no longer shows its violation (the code changed: see 'replay --tolerant').
         """)
 
@@ -79,6 +79,8 @@ struct ShrinkCommand: ParsableCommand {
             }
             let result: ShrinkResult
             do {
+                // Ctrl-C (or SIGTERM) ends the search, and the best result so far is recorded.
+                Interrupts.stopGracefully()
                 result = try shrinker.shrink(options: options)
             } catch let error as ShrinkError {
                 if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
@@ -132,7 +134,7 @@ struct ShrinkCommand: ParsableCommand {
             print("  external events \(result.externalBefore) → \(result.externalAfter)")
             print("  nodes           \(original.nodes) → \(result.configuration.nodes)")
             print("  \(result.replays) replays in \(String(format: "%.2f", result.seconds)) s"
-                  + (result.budgetExhausted ? " (a budget ended it: this is the best result so far)" : ""))
+                  + (result.budgetExhausted ? (Interrupts.stopRequested ? " (interrupted: this is the best result so far)" : " (a budget ended it: this is the best result so far)") : ""))
             // Replays per stage, summed over passes and searches (first-seen order).
             var names: [String] = []
             var totals: [String: Int] = [:]
