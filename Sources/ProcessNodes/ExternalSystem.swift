@@ -114,9 +114,14 @@ public struct ExternalSystem: SystemDefinition {
             try preflight(external, nodes: configuration.nodes, quietMicroseconds: quiet)
         } catch {
             let directory = FileManager.default.currentDirectoryPath
+            // Relative paths in the command resolve from here; absolute ones name files that moved.
+            let relative = external.command.split(whereSeparator: \.isWhitespace)
+                .map { $0.trimmingCharacters(in: CharacterSet(charactersIn: "'\"")) }
+                .contains { $0.contains("/") && !$0.hasPrefix("/") && !$0.hasPrefix("~") }
             throw NodeProcessError.spawnFailed(command: external.command,
                                                reason: "the run's node command does not start a working node from \(directory) (\(error)); "
-                                                   + "run this from the directory the run was recorded in, where its relative paths resolve")
+                                                   + (relative ? "run this from the directory the run was recorded in, where its relative paths resolve"
+                                                               : "check that the programs and files it names are still there, as they were when the run was recorded"))
         }
     }
 

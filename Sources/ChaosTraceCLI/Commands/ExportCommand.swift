@@ -29,6 +29,11 @@ struct ExportCommand: ParsableCommand {
             let store = try storeOptions.open(readOnly: true)
             let info = try store.resolveRun(runSpec)
             let reader = try store.reader(run: info.id)
+            // The export holds what was recorded; say when that is not a whole run.
+            if info.status != .complete {
+                let how = info.status == .running ? "is still being recorded" : "is incomplete (its writer stopped)"
+                FileHandle.standardError.write(Data("chaostrace: note: run \(info.id) \(how): the export ends after event \(info.eventCount == 0 ? 0 : info.eventCount - 1), without the run's end\n".utf8))
+            }
             let sink = Output(path: output)
             switch format {
             case .jsonl:

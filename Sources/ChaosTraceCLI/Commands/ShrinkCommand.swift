@@ -219,7 +219,10 @@ enum BugReport {
 
     static func sentence(_ text: String) -> String {
         guard let first = text.first else { return text }
-        let capitalized = first.uppercased() + text.dropFirst()
+        // A node's name (n2) or a checker's (external-node) keeps its case.
+        let word = text.prefix { !$0.isWhitespace && $0 != ":" }
+        let isName = word.contains { $0.isNumber || $0 == "-" || $0 == "/" || $0 == "." }
+        let capitalized = isName ? text : first.uppercased() + text.dropFirst()
         return capitalized.hasSuffix(".") ? capitalized : capitalized + "."
     }
 
