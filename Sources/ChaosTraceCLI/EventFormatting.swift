@@ -46,9 +46,10 @@ enum EventFormatting {
             line += " n\(event.node) timer \(event.id) tag \(event.peer)"
         case .clientInvoke:
             line += " client \(event.node) op \(event.id) → n\(event.peer)"
+            // What it asks, in words, instead of its bytes.
+            if let text = operationText(event.payload) { return line + "  " + text }
         case .clientComplete:
-            let outcome = [1: "ok", 2: "fail", 3: "info"][event.peer] ?? "outcome \(event.peer)"
-            line += " client \(event.node) op \(event.id) \(outcome)"
+            return line + " client \(event.node) op \(event.id) \(replyText(event))"
         case .decision:
             line += " stream \(event.node) type \(event.peer) value \(event.id)"
         case .stateDigest:
