@@ -24,7 +24,7 @@ import Simulation
 public struct ExternalSystem: SystemDefinition {
     public static let name = "external"
     public static let bugs: [String] = []
-    public static let optionNames = ["poll_ms", "quiet_us", "keys"]
+    public static let optionNames = ["poll_ms", "quiet_us", "settle_s", "keys"]
     public static let suites: [Suite] = [.none, .nodes, .network, .distributed]
     public static let defaultSuite: Suite = .network
     public static func messageName(_ type: UInt16) -> String? { MessageTypes.name(type) }
@@ -32,12 +32,19 @@ public struct ExternalSystem: SystemDefinition {
     /// Allowed values of `--option poll_ms=N` and `--option quiet_us=N`.
     public static let pollMillisecondsRange = 0...3_600_000
     public static let quietMicrosecondsRange = 0...1_000_000
+    /// Allowed values of `--option settle_s=N`: how long a node may take to answer and settle
+    /// (its start-up included: a JVM node can take longer than the default 10 s).
+    public static let settleSecondsRange = 1...3_600
+    public static func settleSeconds(_ options: [String: Int]) -> Double {
+        Double(min(max(settleSecondsRange.lowerBound, options["settle_s"] ?? 10), settleSecondsRange.upperBound))
+    }
 
     public let command: String
     public let workload: Workload
     let nodes: Int
     let pollNanoseconds: UInt64
     let quietMicroseconds: Int
+    let settleSeconds: Double
     let keys: UInt64
     let observations: Observations
     let services: Services
@@ -49,6 +56,7 @@ public struct ExternalSystem: SystemDefinition {
         nodes = configuration.nodes
         pollNanoseconds = UInt64(min(max(0, configuration.options["poll_ms"] ?? 100), ExternalSystem.pollMillisecondsRange.upperBound)) * 1_000_000
         quietMicroseconds = min(max(0, configuration.options["quiet_us"] ?? 200), ExternalSystem.quietMicrosecondsRange.upperBound)
+        settleSeconds = ExternalSystem.settleSeconds(configuration.options)
         keys = UInt64(max(1, configuration.options["keys"] ?? 3))
         observations = Observations()
         services = Services()
@@ -111,7 +119,7 @@ public struct ExternalSystem: SystemDefinition {
         guard configuration.system == name, let external = configuration.external else { return }
         let quiet = min(max(0, configuration.options["quiet_us"] ?? 200), quietMicrosecondsRange.upperBound)
         do {
-            try preflight(external, nodes: configuration.nodes, quietMicroseconds: quiet)
+            try preflight(external, nodes: configuration.nodes, quietMicroseconds: quiet, settleSeconds: settleSeconds(configuration.options))
         } catch {
             let directory = FileManager.default.currentDirectoryPath
             // Relative paths in the command resolve from here; absolute ones name files that moved.
@@ -127,9 +135,10 @@ public struct ExternalSystem: SystemDefinition {
 
     /// Starts one node and completes its `init` handshake, for a clear error before any run when
     /// the command is wrong.
-    public static func preflight(_ external: ExternalNodes, nodes: Int, quietMicroseconds: Int = 200) throws {
+    public static func preflight(_ external: ExternalNodes, nodes: Int, quietMicroseconds: Int = 200, settleSeconds: Double = 10) throws {
         let process = try NodeProcess(command: external.command)
         process.quietMicroseconds = quietMicroseconds
+        process.settleLimitSeconds = settleSeconds
         defer { process.terminate() }
         let ids = (0..<nodes).map { "n\($0)" }
         let lines: [[UInt8]]
@@ -149,11 +158,19 @@ public struct ExternalSystem: SystemDefinition {
             let pending = process.unfinishedLine.isEmpty
                 ? "it wrote nothing; if its standard output is buffered, flush it after every message (Python: print(..., flush=True) or python3 -u)"
                 : "it wrote " + String(decoding: process.unfinishedLine.prefix(300), as: UTF8.self) + " — without a newline, so not a message yet"
-            throw NodeProcessError.exited(command: command, status: "did not answer init with init_ok within \(seconds) s (\(pending))", stderr: stderr)
+            throw NodeProcessError.exited(command: command, status: "did not answer init with init_ok within \(seconds) s (\(pending)); "
+                                          + "a node that takes longer to start needs --option settle_s=N", stderr: stderr)
         } catch NodeProcessError.exited(let command, let status, let stderr) {
             // Say when: before it answered its very first message.
             throw NodeProcessError.exited(command: command, status: status + " before answering init (a node must keep running, "
                                           + "reading one JSON message per line on stdin)", stderr: stderr)
+        }
+        // Standard output carries messages only: a banner or a log line there breaks every run.
+        if let stray = lines.first(where: { (try? Maelstrom.parse($0)) == nil }) {
+            throw NodeProcessError.exited(command: external.command,
+                                          status: "wrote \(String(decoding: stray.prefix(200), as: UTF8.self)) on its standard output, which is not a "
+                                              + "Maelstrom message; standard output carries messages only: write logs and banners to standard error",
+                                          stderr: process.stderr)
         }
         for line in lines {
             if let envelope = try? Maelstrom.parse(line), envelope.dest == "c0",
@@ -309,6 +326,7 @@ final class ExternalNode: Node {
         do {
             process = try NodeProcess(command: system.command)
             process?.quietMicroseconds = system.quietMicroseconds
+            process?.settleLimitSeconds = system.settleSeconds
         } catch {
             fail(context, kind: "node-exited", "\(error)")
             return

@@ -85,6 +85,9 @@ struct RunCommand: ParsableCommand {
             if let quiet = options["quiet_us"], !ExternalSystem.quietMicrosecondsRange.contains(quiet) {
                 throw ValidationError("--option quiet_us must be between 0 and \(ExternalSystem.quietMicrosecondsRange.upperBound) microseconds")
             }
+            if let settle = options["settle_s"], !ExternalSystem.settleSecondsRange.contains(settle) {
+                throw ValidationError("--option settle_s must be between \(ExternalSystem.settleSecondsRange.lowerBound) and \(ExternalSystem.settleSecondsRange.upperBound) seconds")
+            }
             if let system, system != ExternalSystem.name { throw ValidationError("--node-cmd runs external nodes; it does not combine with --system \(system)") }
             if let suite, suite != .all, !ExternalSystem.suites.contains(Suite(rawValue: suite.rawValue)!) {
                 throw ValidationError("external nodes run the \(ExternalSystem.suites.map(\.rawValue).joined(separator: ", ")) suites, not \(suite.rawValue)")
@@ -217,8 +220,9 @@ struct RunCommand: ParsableCommand {
             }
             if let nodeCmd, let workload {
                 do {
-                    let quiet = try parsedOptions()["quiet_us"] ?? 200
-                    try ExternalSystem.preflight(ExternalNodes(command: nodeCmd, workload: workload), nodes: nodes, quietMicroseconds: quiet)
+                    let options = try parsedOptions()
+                    try ExternalSystem.preflight(ExternalNodes(command: nodeCmd, workload: workload), nodes: nodes,
+                                                 quietMicroseconds: options["quiet_us"] ?? 200, settleSeconds: ExternalSystem.settleSeconds(options))
                 } catch {
                     throw CommandFailure(message: "--node-cmd: \(error)", exitCode: Exit.usage)
                 }
