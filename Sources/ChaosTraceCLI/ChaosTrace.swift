@@ -33,8 +33,10 @@ struct ChaosTrace: ParsableCommand {
     )
 
     /// A damaged store that makes LMDB fault ends with a message and exit code 65, not a crash.
+    /// An interrupt says so, cleans up after itself and ends with 128 + the signal's number.
     static func main() {
         CrashGuard.install()
+        Interrupts.activate()
         let arguments = Array(CommandLine.arguments.dropFirst())
         // 'help NAME' for a command that does not exist is bad usage, not the general help.
         if arguments.count >= 2, arguments[0] == "help", !arguments[1].hasPrefix("-"),

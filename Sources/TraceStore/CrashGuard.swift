@@ -114,9 +114,26 @@ public enum Interrupts {
     nonisolated(unsafe) private static var installed = false
     private static let lock = NSLock()
 
+    /// Handles interrupts from now on (each command does, from its start).
+    public static func activate() {
+        lock.lock()
+        defer { lock.unlock() }
+        install()
+    }
+
+    /// The message of each signal handled, made before any arrives (a handler must not allocate).
+    nonisolated(unsafe) private static let notes: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
+        let notes = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: 65)
+        notes.initialize(repeating: nil, count: 65)
+        return notes
+    }()
+
     private static func install() {
         guard !installed else { return }
         installed = true
+        for signal in [SIGINT, SIGTERM, SIGHUP] {
+            notes[Int(signal)] = strdup("\nchaostrace: interrupted (signal \(signal)); what was committed to the store is kept\n")
+        }
         _ = paths
         Signals.handle([SIGINT, SIGTERM, SIGHUP], keepingIgnored: true) { received in Interrupts.interrupted(received) }
     }
@@ -196,6 +213,7 @@ public enum Interrupts {
             _ = note.withCString { write(2, $0, strlen($0)) }
             return
         }
+        if received > 0 && received < 65, let note = notes[Int(received)] { write(2, note, strlen(note)) }
         for slot in 0..<capacity where children[slot] > 0 { kill(children[slot], received) }
         hook?()
         for slot in 0..<capacity { if let path = paths[slot] { unlink(path) } }

@@ -40,6 +40,8 @@ public enum TraceStoreError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .storeMissing(let path):
             "no trace store at \(path): record a run first (chaostrace run --store \(path)) or pass --store PATH"
+        case .notAStore(let path, let reason) where reason.hasPrefix("cannot read it"):
+            "\(path) \(reason.replacingOccurrences(of: "cannot read it", with: "cannot be read")); check its permissions (or the path)"
         case .notAStore(let path, let reason):
             "\(path) is not a readable ChaosTrace store (\(reason)); check the path, or restore the file from a copy"
         case .unsupportedFormat(let path, let found):
