@@ -36,9 +36,14 @@ final class MergeCommandTests: XCTestCase {
         XCTAssertEqual(replay.status, 0, replay.stdout + replay.stderr)
         XCTAssertTrue(replay.stdout.contains("violation reproduced"), replay.stdout)
 
-        // Merging again appends; a missing input or the output among the inputs is bad usage.
-        XCTAssertEqual(try CLI.run(["merge", out, a]).status, 0)
-        XCTAssertEqual((try jsonObject(try CLI.run(["ls", "--store", out, "--json"]).stdout)["runs"] as? [[String: Any]])?.count, 6)
+        // Merging again adds only what is new (a merge cut short can simply be run again); a
+        // missing input or the output among the inputs is bad usage.
+        XCTAssertEqual(try CLI.run(["run", "--system", "echo", "--seed", "7", "--store", a] + short).status, 0)
+        let again = try CLI.run(["merge", out, a])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stdout.contains("already in"), again.stdout)
+        XCTAssertEqual((try jsonObject(try CLI.run(["ls", "--store", out, "--json"]).stdout)["runs"] as? [[String: Any]])?.compactMap { $0["seed"] as? Int },
+                       [1, 3, 1, 1, 7])
         let missing = try CLI.run(["merge", out, directory.appendingPathComponent("nope.trace").path])
         XCTAssertEqual(missing.status, 64)
         XCTAssertTrue(missing.stderr.contains("nope.trace"), missing.stderr)

@@ -10,7 +10,8 @@ struct MergeCommand: ParsableCommand {
         Runs get new ids in OUT_STORE (created when missing; runs already there stay); a shrunk \
         run keeps its link to the run it came from when both are merged. Events, checkpoints, \
         verdicts and digests are copied as recorded. A run whose writer died (incomplete) is \
-        skipped with a note. Exits 0 when every run was copied, 64 on bad usage (a missing input, \
+        skipped with a note, and so is a run OUT_STORE holds already (same start, seed, \
+        configuration, events and digest): a merge cut short can be run again. Exits 0 when every run was copied, 64 on bad usage (a missing input, \
         OUT_STORE among the inputs), 65 when an input is damaged (a damaged run is left out of \
         OUT_STORE, and every other run is merged).
         """)
@@ -71,6 +72,12 @@ struct MergeCommand: ParsableCommand {
             let out = try TraceStore(path: output, options: outOptions)
             var copied: [Copied] = []
             var skipped: [Skipped] = []
+            // The complete runs OUT_STORE holds already, by what makes a recording itself: a merge
+            // cut short (Ctrl-C) and run again, or a shard merged twice, adds no run twice.
+            var present: [String: UInt64] = [:]
+            for info in try out.runs() where info.status == .complete {
+                present[Self.identity(info)] = info.id
+            }
             // A damaged run is left out and the merge goes on: the other shards' runs still count.
             var damaged: [String] = []
             for (input, source, runs) in sources {
@@ -80,8 +87,14 @@ struct MergeCommand: ParsableCommand {
                         skipped.append(Skipped(from: input, run: info.id, reason: "\(info.status.rawValue) (its writer did not finish)"))
                         continue
                     }
+                    if let existing = present[Self.identity(info)] {
+                        newIDs[info.id] = existing
+                        skipped.append(Skipped(from: input, run: info.id, reason: "already in \(output) as run \(existing)"))
+                        continue
+                    }
                     do {
                         let newID = try copy(info, from: source, named: input, into: out, parent: info.parentRun.flatMap { newIDs[$0] })
+                        present[Self.identity(info)] = newID
                         newIDs[info.id] = newID
                         copied.append(Copied(from: input, run: info.id, new_run: newID))
                     } catch let failure as CommandFailure where failure.exitCode == Exit.badData {
@@ -107,6 +120,12 @@ struct MergeCommand: ParsableCommand {
                 print("merged \(copied.count) run\(copied.count == 1 ? "" : "s") from \(inputs.count) store\(inputs.count == 1 ? "" : "s") into \(output)")
             }
         }
+    }
+
+    /// A recording's identity across stores: when it started, its seed and configuration, and
+    /// what it holds (its events' count and digest).
+    static func identity(_ info: RunInfo) -> String {
+        "\(info.startedAt)|\(info.seed)|\(info.eventCount)|\(info.digest ?? "")|\(info.configuration)"
     }
 
     /// Copies one run event by event (the recorder re-chunks and re-indexes it) with its
