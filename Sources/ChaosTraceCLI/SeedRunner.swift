@@ -85,7 +85,7 @@ struct SeedRunner {
                 }
                 outcomes.append(outcome)
                 if progress && !command.json {
-                    let failed = outcomes.filter { $0.verdict != "pass" }.count
+                    let failed = outcomes.filter { $0.verdict != "pass" && $0.verdict != "stopped" }.count
                     FileHandle.standardError.write(Data("\r\u{1B}[K[\(outcomes.count)/\(total)] \(system.name)/\(suite.rawValue) seed \(seed): \(outcome.verdict) (\(outcome.events) events) — \(failed) failed so far".utf8))
                 }
             }
@@ -230,7 +230,7 @@ struct SeedRunner {
             if shown.count < outcomes.count { print("(\(outcomes.count - shown.count) passing runs not listed)") }
             if shown.count > 0 { print(Table.render(rows)) }
             print("\(outcomes.count) run\(outcomes.count == 1 ? "" : "s") over \(seeds) seed\(seeds == 1 ? "" : "s"): \(passed) passed, \(outcomes.count - passed - stopped) failed"
-                  + (stopped > 0 ? ", \(stopped) stopped by the event budget (not judged)" : ""))
+                  + (stopped > 0 ? ", \(stopped) stopped by a budget (not judged)" : ""))
             if !command.noRecord { print("trace store: \(command.storeOptions.store)") }
         }
         for outcome in outcomes where outcome.verdict == "pass" {
@@ -356,14 +356,18 @@ enum JUnit {
     }
 
     static func write(_ outcomes: [RunOutcome], to path: String) throws {
-        let failures = outcomes.filter { $0.verdict != "pass" }.count
+        // A run a budget stopped was not judged: skipped, not failed.
+        let failures = outcomes.filter { $0.verdict != "pass" && $0.verdict != "stopped" }.count
+        let skippedCount = outcomes.count - failures - outcomes.filter { $0.verdict == "pass" }.count
         var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        xml += "<testsuites name=\"chaostrace\" tests=\"\(outcomes.count)\" failures=\"\(failures)\">\n"
-        xml += "  <testsuite name=\"chaostrace run\" tests=\"\(outcomes.count)\" failures=\"\(failures)\">\n"
+        xml += "<testsuites name=\"chaostrace\" tests=\"\(outcomes.count)\" failures=\"\(failures)\" skipped=\"\(skippedCount)\">\n"
+        xml += "  <testsuite name=\"chaostrace run\" tests=\"\(outcomes.count)\" failures=\"\(failures)\" skipped=\"\(skippedCount)\">\n"
         for outcome in outcomes {
             let name = "\(outcome.system)/\(outcome.suite)/seed-\(outcome.seed)"
             xml += "    <testcase classname=\"\(escape(outcome.system)).\(escape(outcome.suite))\" name=\"\(escape(name))\">\n"
-            if outcome.verdict != "pass" {
+            if outcome.verdict == "stopped" {
+                xml += "      <skipped message=\"\(escape("not judged: " + (outcome.stopReason ?? "a budget ended it")))\"/>\n"
+            } else if outcome.verdict != "pass" {
                 let message = outcome.violation?.description ?? outcome.determinism.map { "nondeterministic at event \($0.firstDifference ?? 0)" }
                     ?? outcome.stopReason.map { "not judged: \($0)" } ?? outcome.verdict
                 xml += "      <failure message=\"\(escape(message))\">run \(outcome.run.map(String.init) ?? "-"), \(outcome.events) events</failure>\n"

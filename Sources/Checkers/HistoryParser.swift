@@ -60,8 +60,9 @@ public enum HistoryParser {
             switch top.form {
             case .map:
                 forms.append((top.form, top.line))
-            case .vector, .list:
-                forms += top.items
+            case .vector(let items), .list(let items):
+                // Items of a tagged vector (#jepsen/history [...]) come without lines of their own.
+                forms += top.items.isEmpty ? items.map { ($0, top.line) } : top.items
             default:
                 throw HistoryError(message: "expected an operation map like {:process 0, :type :invoke, :f :read, :value nil}", line: top.line)
             }
@@ -259,6 +260,13 @@ struct JSONReader {
         }
     }
 
+    mutating func hex4() throws -> UInt32 {
+        guard offset + 4 <= bytes.count, let code = UInt32(String(decoding: bytes[offset..<offset + 4], as: UTF8.self), radix: 16)
+        else { throw Failure.invalid }
+        offset += 4
+        return code
+    }
+
     mutating func string() throws -> String {
         offset += 1
         var result: [UInt8] = []
@@ -277,11 +285,19 @@ struct JSONReader {
             case UInt8(ascii: "b"): result.append(0x08)
             case UInt8(ascii: "f"): result.append(0x0C)
             case UInt8(ascii: "u"):
-                guard offset + 4 <= bytes.count, let code = UInt32(String(decoding: bytes[offset..<offset + 4], as: UTF8.self), radix: 16)
-                else { throw Failure.invalid }
-                offset += 4
-                // A surrogate pair's halves are kept as the replacement character (values are compared, not shown).
-                result += Array(String(Character(Unicode.Scalar(code) ?? "\u{FFFD}")).utf8)
+                var code = try hex4()
+                // A character outside the Basic Multilingual Plane comes as a surrogate pair.
+                if (0xD800...0xDBFF).contains(code) {
+                    guard offset + 6 <= bytes.count, bytes[offset] == UInt8(ascii: "\\"), bytes[offset + 1] == UInt8(ascii: "u") else {
+                        throw Failure.invalid
+                    }
+                    offset += 2
+                    let low = try hex4()
+                    guard (0xDC00...0xDFFF).contains(low) else { throw Failure.invalid }
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                }
+                guard let scalar = Unicode.Scalar(code) else { throw Failure.invalid }
+                result += Array(String(Character(scalar)).utf8)
             default: result.append(escaped)
             }
         }
@@ -418,10 +434,16 @@ struct EDNReader {
                 offset += 1
                 return .otherNumber("##" + token())
             }
+            // A discarded form (#_ form, nested too): the next one stands in its place.
+            if bytes[offset] == UInt8(ascii: "_") {
+                offset += 1
+                _ = try form(depth: depth + 1)
+                return try form(depth: depth)
+            }
             // A tagged element (#jepsen.history.Op{…}, #inst "…", #uuid "…"): the tag is dropped
             // and the element read as it is.
             let tag = token()
-            guard !tag.isEmpty, tag != "_" else {
+            guard !tag.isEmpty else {
                 throw HistoryError(message: "unexpected character after '#'", line: line)
             }
             return try form(depth: depth + 1)

@@ -192,6 +192,7 @@ public final class NodeProcess {
             let got = try drain(into: &lines, waitMilliseconds: 0)
             if got > 0 || stderrActivity {
                 quietSince = nil
+                if got > 0 { partialSince = nil }
                 outputBytes += got
                 if outputBytes > NodeProcess.outputLimit || lines.count > NodeProcess.outputLimit / 64 {
                     throw NodeProcessError.flooding(command: command, bytes: outputBytes, stderr: stderr)

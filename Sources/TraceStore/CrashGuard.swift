@@ -104,7 +104,7 @@ public enum Signals {
 /// A signal whoever started this process ignores (nohup) stays ignored. Fixed tables, read
 /// without locks or allocation in the handler.
 public enum Interrupts {
-    private static let capacity = 64
+    private static let capacity = 256
     nonisolated(unsafe) private static let paths: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
         let paths = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: capacity)
         paths.initialize(repeating: nil, count: capacity)
@@ -131,6 +131,8 @@ public enum Interrupts {
     private static func install() {
         guard !installed else { return }
         installed = true
+        // Every table the handler reads exists before it can run (a lazy one would allocate in it).
+        _ = (paths, children, notes)
         for signal in [SIGINT, SIGTERM, SIGHUP] {
             notes[Int(signal)] = strdup("\nchaostrace: interrupted (signal \(signal)); what was committed to the store is kept\n")
         }
@@ -215,6 +217,17 @@ public enum Interrupts {
         }
         if received > 0 && received < 65, let note = notes[Int(received)] { write(2, note, strlen(note)) }
         for slot in 0..<capacity where children[slot] > 0 { kill(children[slot], received) }
+        // Give the workers up to 2 s to clean up and end, so none is still at work once this
+        // process is gone.
+        var pause = timespec(tv_sec: 0, tv_nsec: 20_000_000)
+        for _ in 0..<100 {
+            var running = false
+            for slot in 0..<capacity where children[slot] > 0 {
+                if waitpid(children[slot], nil, WNOHANG) == 0 { running = true } else { children[slot] = 0 }
+            }
+            if !running { break }
+            nanosleep(&pause, nil)
+        }
         hook?()
         for slot in 0..<capacity { if let path = paths[slot] { unlink(path) } }
         Signals.dieOf(received)

@@ -154,8 +154,9 @@ public final class LMDBEnvironment: @unchecked Sendable {
 
     static func checkSpace(_ path: String) throws(LMDBError) {
         var status = statvfs()
+        // The file's own file system (through a symbolic link too), or for a new one its directory's.
         let directory = PathParts.split(path).directory
-        guard statvfs(directory.isEmpty ? "." : directory, &status) == 0 else { return }
+        guard statvfs(path, &status) == 0 || statvfs(directory.isEmpty ? "." : directory, &status) == 0 else { return }
         if UInt64(status.f_bavail) * UInt64(status.f_frsize) < spaceMargin { throw LMDBError(rawValue: ENOSPC) }
     }
 

@@ -130,7 +130,7 @@ final class RunCommandTests: XCTestCase {
         // The planted bug's stale read comes later than 20,000 events: the cut run must not pass.
         let run = try CLI.run(["run", "--no-record", "--system", "raft", "--bug", "raft.stale-read", "--seed", "1", "--max-events", "20000"])
         XCTAssertEqual(run.status, 2, run.stdout + run.stderr)
-        XCTAssertTrue(run.stdout.contains("1 stopped by the event budget (not judged)"), run.stdout)
+        XCTAssertTrue(run.stdout.contains("1 stopped by a budget (not judged)"), run.stdout)
         XCTAssertTrue(run.stdout.contains("raise --max-events"), run.stdout)
     }
 

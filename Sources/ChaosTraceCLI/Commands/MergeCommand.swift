@@ -75,8 +75,11 @@ struct MergeCommand: ParsableCommand {
             // The complete runs OUT_STORE holds already, by what makes a recording itself: a merge
             // cut short (Ctrl-C) and run again, or a shard merged twice, adds no run twice.
             var present: [String: UInt64] = [:]
-            for info in try out.runs() where info.status == .complete {
-                present[Self.identity(info)] = info.id
+            // And the copies an interrupted merge left unfinished, which the new copy replaces.
+            var unfinished: [String: [UInt64]] = [:]
+            for info in try out.runs() {
+                if info.status == .complete { present[Self.identity(info)] = info.id }
+                if info.status == .incomplete { unfinished[Self.start(info), default: []].append(info.id) }
             }
             // A damaged run is left out and the merge goes on: the other shards' runs still count.
             var damaged: [String] = []
@@ -92,6 +95,7 @@ struct MergeCommand: ParsableCommand {
                         skipped.append(Skipped(from: input, run: info.id, reason: "already in \(output) as run \(existing)"))
                         continue
                     }
+                    for partial in unfinished.removeValue(forKey: Self.start(info)) ?? [] { try out.deleteRun(partial) }
                     do {
                         let newID = try copy(info, from: source, named: input, into: out, parent: info.parentRun.flatMap { newIDs[$0] })
                         present[Self.identity(info)] = newID
@@ -126,6 +130,11 @@ struct MergeCommand: ParsableCommand {
     /// what it holds (its events' count and digest).
     static func identity(_ info: RunInfo) -> String {
         "\(info.startedAt)|\(info.seed)|\(info.eventCount)|\(info.digest ?? "")|\(info.configuration)"
+    }
+
+    /// What a copy left unfinished shares with its source run: its start, seed and configuration.
+    static func start(_ info: RunInfo) -> String {
+        "\(info.startedAt)|\(info.seed)|\(info.configuration)"
     }
 
     /// Copies one run event by event (the recorder re-chunks and re-indexes it) with its

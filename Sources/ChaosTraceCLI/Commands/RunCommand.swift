@@ -12,7 +12,7 @@ struct RunCommand: ParsableCommand {
         discussion: """
         Exits 0 when every seed passed, 1 when any violated an invariant (or, with \
         --check-determinism, ran differently in a second process), 2 when none failed but \
-        --max-events stopped a run before its scenario ended (its final checks never ran: the \
+        --max-events or --max-seconds stopped a run before its scenario ended (its final checks never ran: the \
         run is recorded with verdict 'stopped'), 64 on bad usage, 70 on an internal error. A \
         failing seed prints the commands that reproduce it.
         """)
@@ -132,6 +132,9 @@ struct RunCommand: ParsableCommand {
         }
         if maxEvents < 1 { throw ValidationError("--max-events must be at least 1") }
         if !(maxSeconds >= 0 && maxSeconds <= 31_536_000) { throw ValidationError("--max-seconds must be between 0 (no limit) and 31536000") }
+        if maxSeconds > 0 && checkDeterminism {
+            throw ValidationError("--max-seconds stops a run by the wall clock, so a second process would stop elsewhere; it does not combine with --check-determinism")
+        }
         if let junit { try checkWritable(junit, option: "--junit") }
     }
 
