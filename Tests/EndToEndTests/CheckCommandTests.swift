@@ -35,6 +35,10 @@ final class CheckCommandTests: XCTestCase {
         let unreadable = try CLI.run(["check", "--model", "register", broken])
         XCTAssertEqual(unreadable.status, 65)
         XCTAssertTrue(unreadable.stderr.contains("broken.edn"), unreadable.stderr)
+        // With --json, a script gets the unreadable verdict on standard output too.
+        let unreadableJSON = try CLI.run(["check", "--model", "register", broken, "--json"])
+        XCTAssertEqual(unreadableJSON.status, 65)
+        XCTAssertEqual(try jsonObject(unreadableJSON.stdout)["verdict"] as? String, "unreadable")
         XCTAssertEqual(try CLI.run(["check", "--model", "register", directory.appendingPathComponent("missing.edn").path]).status, 65)
         XCTAssertEqual(try CLI.run(["check", "--model", "nonsense", good]).status, 64)
     }

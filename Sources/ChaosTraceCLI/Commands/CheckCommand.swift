@@ -34,33 +34,43 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let text: String
-            if history == "-" {
-                text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
-            } else {
-                guard let handle = FileHandle(forReadingAtPath: history) else {
-                    let reason = FileManager.default.fileExists(atPath: history) ? "it is not readable" : "no such file"
-                    throw CommandFailure(message: "cannot read \(history): \(reason)", exitCode: Exit.badData)
-                }
-                defer { try? handle.close() }
-                guard let data = try? handle.readToEnd() ?? Data() else {
-                    throw CommandFailure(message: "cannot read \(history) (a directory?); give a history file", exitCode: Exit.badData)
-                }
-                guard let decoded = String(data: data, encoding: .utf8) else {
-                    throw CommandFailure(message: "\(history) is not UTF-8 text; a history is EDN or JSON lines", exitCode: Exit.badData)
-                }
-                text = decoded
-            }
-            let historyModel = HistoryModel(rawValue: model.rawValue)!
-            let operations: [HistoryOperation]
             do {
-                operations = try historyModel.operations(from: text)
-            } catch let error as HistoryError {
-                throw CommandFailure(message: "\(history): \(error); fix the history and try again", exitCode: Exit.badData)
+                try check()
+            } catch let failure as CommandFailure where json && failure.exitCode == Exit.badData {
+                // A script reading --json gets its answer on standard output too.
+                print("{\"verdict\":\"unreadable\",\"model\":\"\(model.rawValue)\",\"history\":\(JSON.string(history)),\"reason\":\(JSON.string(failure.message))}")
+                throw failure
             }
-            let verdict = historyModel.check(operations, checker: LinearizabilityChecker(maxSteps: maxSteps))
-            try Self.report(verdict, operations: operations.count, model: model.rawValue, json: json)
         }
+    }
+
+    private func check() throws {
+        let text: String
+        if history == "-" {
+            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        } else {
+            guard let handle = FileHandle(forReadingAtPath: history) else {
+                let reason = FileManager.default.fileExists(atPath: history) ? "it is not readable" : "no such file"
+                throw CommandFailure(message: "cannot read \(history): \(reason)", exitCode: Exit.badData)
+            }
+            defer { try? handle.close() }
+            guard let data = try? handle.readToEnd() ?? Data() else {
+                throw CommandFailure(message: "cannot read \(history) (a directory?); give a history file", exitCode: Exit.badData)
+            }
+            guard let decoded = String(data: data, encoding: .utf8) else {
+                throw CommandFailure(message: "\(history) is not UTF-8 text; a history is EDN or JSON lines", exitCode: Exit.badData)
+            }
+            text = decoded
+        }
+        let historyModel = HistoryModel(rawValue: model.rawValue)!
+        let operations: [HistoryOperation]
+        do {
+            operations = try historyModel.operations(from: text)
+        } catch let error as HistoryError {
+            throw CommandFailure(message: "\(history): \(error); fix the history and try again", exitCode: Exit.badData)
+        }
+        let verdict = historyModel.check(operations, checker: LinearizabilityChecker(maxSteps: maxSteps))
+        try Self.report(verdict, operations: operations.count, model: model.rawValue, json: json)
     }
 
     /// Prints a verdict and ends with its exit code (0, 1 or 2).
