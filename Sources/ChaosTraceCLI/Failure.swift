@@ -14,8 +14,7 @@ enum Exit {
     static let usage: Int32 = 64
     static let badData: Int32 = 65
     static let internalError: Int32 = 70
-    /// The store's file system refused a write: full, read-only, not ours (`TraceStoreError`).
-    static let storeUnwritable: Int32 = 74
+    // 74, the store's file system refused a write, comes from `TraceStoreError.exitCode`.
 }
 
 /// An error the command line reports with its own message and exit code.

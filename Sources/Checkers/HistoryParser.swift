@@ -260,48 +260,9 @@ struct JSONReader {
         }
     }
 
-    mutating func hex4() throws -> UInt32 {
-        guard offset + 4 <= bytes.count, let code = UInt32(String(decoding: bytes[offset..<offset + 4], as: UTF8.self), radix: 16)
-        else { throw Failure.invalid }
-        offset += 4
-        return code
-    }
-
     mutating func string() throws -> String {
-        offset += 1
-        var result: [UInt8] = []
-        while offset < bytes.count {
-            let byte = bytes[offset]
-            offset += 1
-            if byte == UInt8(ascii: "\"") { return String(decoding: result, as: UTF8.self) }
-            guard byte == UInt8(ascii: "\\") else { result.append(byte); continue }
-            guard offset < bytes.count else { throw Failure.invalid }
-            let escaped = bytes[offset]
-            offset += 1
-            switch escaped {
-            case UInt8(ascii: "n"): result.append(0x0A)
-            case UInt8(ascii: "t"): result.append(0x09)
-            case UInt8(ascii: "r"): result.append(0x0D)
-            case UInt8(ascii: "b"): result.append(0x08)
-            case UInt8(ascii: "f"): result.append(0x0C)
-            case UInt8(ascii: "u"):
-                var code = try hex4()
-                // A character outside the Basic Multilingual Plane comes as a surrogate pair.
-                if (0xD800...0xDBFF).contains(code) {
-                    guard offset + 6 <= bytes.count, bytes[offset] == UInt8(ascii: "\\"), bytes[offset + 1] == UInt8(ascii: "u") else {
-                        throw Failure.invalid
-                    }
-                    offset += 2
-                    let low = try hex4()
-                    guard (0xDC00...0xDFFF).contains(low) else { throw Failure.invalid }
-                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                }
-                guard let scalar = Unicode.Scalar(code) else { throw Failure.invalid }
-                result += Array(String(Character(scalar)).utf8)
-            default: result.append(escaped)
-            }
-        }
-        throw Failure.invalid
+        guard let text = QuotedString.read(bytes, at: &offset) else { throw Failure.invalid }
+        return text
     }
 }
 
@@ -496,25 +457,56 @@ struct EDNReader {
     }
 
     mutating func string() throws -> String {
+        guard let text = QuotedString.read(bytes, at: &offset, newline: { line += 1 }) else {
+            throw HistoryError(message: "unterminated string or bad escape", line: line)
+        }
+        return text
+    }
+}
+
+/// A double-quoted string with backslash escapes, as EDN and JSON write them: \n \t \r \b \f,
+/// \uXXXX (a surrogate pair joined into one character), any other escaped character as itself.
+enum QuotedString {
+    /// Reads the string whose opening quote is at `offset` and moves past its closing quote; nil
+    /// when it is not closed or an escape is malformed. `newline` hears of each line break in it.
+    static func read(_ bytes: [UInt8], at offset: inout Int, newline: () -> Void = {}) -> String? {
+        func hex4() -> UInt32? {
+            guard offset + 4 <= bytes.count, let code = UInt32(String(decoding: bytes[offset..<offset + 4], as: UTF8.self), radix: 16)
+            else { return nil }
+            offset += 4
+            return code
+        }
         offset += 1
         var result: [UInt8] = []
         while offset < bytes.count {
             let byte = bytes[offset]
             offset += 1
             if byte == UInt8(ascii: "\"") { return String(decoding: result, as: UTF8.self) }
-            if byte == UInt8(ascii: "\n") { line += 1 }
-            if byte == UInt8(ascii: "\\"), offset < bytes.count {
-                let escaped = bytes[offset]
-                offset += 1
-                switch escaped {
-                case UInt8(ascii: "n"): result.append(UInt8(ascii: "\n"))
-                case UInt8(ascii: "t"): result.append(UInt8(ascii: "\t"))
-                default: result.append(escaped)
+            if byte == UInt8(ascii: "\n") { newline() }
+            guard byte == UInt8(ascii: "\\") else { result.append(byte); continue }
+            guard offset < bytes.count else { return nil }
+            let escaped = bytes[offset]
+            offset += 1
+            switch escaped {
+            case UInt8(ascii: "n"): result.append(0x0A)
+            case UInt8(ascii: "t"): result.append(0x09)
+            case UInt8(ascii: "r"): result.append(0x0D)
+            case UInt8(ascii: "b"): result.append(0x08)
+            case UInt8(ascii: "f"): result.append(0x0C)
+            case UInt8(ascii: "u"):
+                guard var code = hex4() else { return nil }
+                // A character outside the Basic Multilingual Plane comes as a surrogate pair.
+                if (0xD800...0xDBFF).contains(code) {
+                    guard offset + 6 <= bytes.count, bytes[offset] == UInt8(ascii: "\\"), bytes[offset + 1] == UInt8(ascii: "u") else { return nil }
+                    offset += 2
+                    guard let low = hex4(), (0xDC00...0xDFFF).contains(low) else { return nil }
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                 }
-                continue
+                guard let scalar = Unicode.Scalar(code) else { return nil }
+                result += Array(String(Character(scalar)).utf8)
+            default: result.append(escaped)
             }
-            result.append(byte)
         }
-        throw HistoryError(message: "unterminated string", line: line)
+        return nil
     }
 }

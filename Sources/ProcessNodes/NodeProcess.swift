@@ -180,7 +180,7 @@ public final class NodeProcess {
                 }
                 // Its input is full: take what it wrote meanwhile, then try again.
                 try drain(into: &lines, waitMilliseconds: 1)
-                if Date() > deadline { linesBeforeTimeout = lines; throw NodeProcessError.unresponsive(command: command, seconds: settleLimitSeconds, stderr: stderr) }
+                if Date() > deadline { throw timedOut(lines) }
             }
         }
         // When the process was first seen quiescent with nothing new on stdout (nil: not yet).
@@ -197,7 +197,7 @@ public final class NodeProcess {
                 if outputBytes > NodeProcess.outputLimit || lines.count > NodeProcess.outputLimit / 64 {
                     throw NodeProcessError.flooding(command: command, bytes: outputBytes, stderr: stderr)
                 }
-                if Date() > deadline { linesBeforeTimeout = lines; throw NodeProcessError.unresponsive(command: command, seconds: settleLimitSeconds, stderr: stderr) }
+                if Date() > deadline { throw timedOut(lines) }
                 continue
             }
             try checkExited()
@@ -226,8 +226,14 @@ public final class NodeProcess {
                 quietSince = nil
                 usleep(50)
             }
-            if Date() > deadline { linesBeforeTimeout = lines; throw NodeProcessError.unresponsive(command: command, seconds: settleLimitSeconds, stderr: stderr) }
+            if Date() > deadline { throw timedOut(lines) }
         }
+    }
+
+    /// The error of an exchange that ran out of time, keeping what it had read.
+    private func timedOut(_ lines: [[UInt8]]) -> NodeProcessError {
+        linesBeforeTimeout = lines
+        return NodeProcessError.unresponsive(command: command, seconds: settleLimitSeconds, stderr: stderr)
     }
 
     /// Reads what is available on stdout (and stderr); returns how many bytes stdout gave.
