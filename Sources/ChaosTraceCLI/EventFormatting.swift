@@ -47,7 +47,7 @@ enum EventFormatting {
         case .clientInvoke:
             line += " client \(event.node) op \(event.id) → n\(event.peer)"
             // What it asks, in words, instead of its bytes.
-            if let text = operationText(event.payload) { return line + "  " + text }
+            if let text = operationText(event.payload, request: event.id) { return line + "  " + text }
         case .clientComplete:
             return line + " client \(event.node) op \(event.id) \(replyText(event))"
         case .decision:
@@ -104,8 +104,9 @@ enum EventFormatting {
         return labels
     }
 
-    /// What a client operation asks, from its invocation's payload: "read k1", "write k1 := 2".
-    static func operationText(_ payload: [UInt8]) -> String? {
+    /// What a client operation asks, from its invocation's payload: "read k1", "write k1 := 2",
+    /// "txn [r k1, w k2 9]" (`request`: the request id, which a transaction's written values derive from).
+    static func operationText(_ payload: [UInt8], request: UInt64) -> String? {
         guard let operation = ClientOperation.decode(payload) else { return nil }
         let key = "k\(operation.key)"
         switch operation.function {
@@ -113,6 +114,12 @@ enum EventFormatting {
         case .write: return "write \(key) := \(operation.value)"
         case .cas: return "cas \(key) \(operation.expected) → \(operation.value)"
         case .add: return "add \(operation.value) to \(key)"
+        case .txn:
+            guard let shape = TransactionShape(packed: operation.key) else { return "txn" }
+            let steps = shape.steps.enumerated().map { index, step in
+                step.write ? "w k\(step.key) \(TransactionShape.writtenValue(requestID: request, index: index))" : "r k\(step.key)"
+            }
+            return "txn [\(steps.joined(separator: ", "))]"
         default: return "\(operation.function) \(key)"
         }
     }
@@ -123,6 +130,10 @@ enum EventFormatting {
         case Outcome.ok.rawValue:
             var reader = ByteReader(event.payload)
             guard let isNil = reader.byte(), let value = reader.varint() else { return "ok" }
+            // A transaction: what each step returned.
+            if let results = Reply.decodeResults(event.payload), !results.isEmpty {
+                return "ok [" + results.map { $0.map(String.init) ?? "nil" }.joined(separator: ", ") + "]"
+            }
             return isNil == 1 ? "ok absent" : "ok \(ByteWriter.unzigzag(value))"
         case Outcome.fail.rawValue: return "fail"
         case Outcome.info.rawValue: return "info (unknown)"
@@ -136,7 +147,7 @@ enum EventFormatting {
         private var requests: [UInt64: (target: UInt32, text: String)] = [:]
 
         mutating func invoke(_ event: Event) -> String {
-            let text = EventFormatting.operationText(event.payload) ?? "op \(event.id)"
+            let text = EventFormatting.operationText(event.payload, request: event.id) ?? "op \(event.id)"
             requests[event.id] = (event.peer, text)
             return "    Note left of n\(event.peer): client \(event.node) invokes \(text)"
         }

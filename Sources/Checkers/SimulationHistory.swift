@@ -23,7 +23,7 @@ public enum SimulationHistory {
             case .add:
                 function = .add
                 input = .int(request.value)
-            case .echo, .generate, .commit, .list: continue
+            case .echo, .generate, .commit, .list, .txn: continue
             }
             var output: Value = .none
             if function == .read, let reply, reply.outcome == .ok {

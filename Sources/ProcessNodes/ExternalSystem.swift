@@ -18,13 +18,18 @@ import Simulation
 /// - `kafka`: `send`, `poll`, `commit_offsets`, `list_committed_offsets` on a few keys (no offset
 ///   acknowledged twice, polls in offset order with the messages sent, no acknowledged message
 ///   skipped inside a poll's range, committed offsets neither lost nor invented);
-/// - `lin-kv`: `read`/`write`/`cas` on a few keys (linearizability, per key).
+/// - `lin-kv`: `read`/`write`/`cas` on a few keys (linearizability, per key);
+/// - `txn-rw-register`: `txn` of one to four reads and writes of a few registers (every answer
+///   lists the steps asked for, a write with its value; no read returns a value nobody wrote or
+///   wrote only later; a transaction reads its own earlier writes; with `--option
+///   read_committed=1` also no read of a value from a failed transaction (G1a) or of a value its
+///   transaction overwrote (G1b)).
 /// Maelstrom's key-value services `seq-kv`, `lin-kv` and `lww-kv` are there to talk to: one
 /// linearizable store each, answering at once (they are not partitioned or delayed).
 public struct ExternalSystem: SystemDefinition {
     public static let name = "external"
     public static let bugs: [String] = []
-    public static let optionNames = ["poll_ms", "quiet_us", "settle_s", "keys"]
+    public static let optionNames = ["poll_ms", "quiet_us", "settle_s", "keys", "read_committed"]
     public static let suites: [Suite] = [.none, .nodes, .network, .distributed]
     public static let defaultSuite: Suite = .network
     public static func messageName(_ type: UInt16) -> String? { MessageTypes.name(type) }
@@ -46,6 +51,8 @@ public struct ExternalSystem: SystemDefinition {
     let quietMicroseconds: Int
     let settleSeconds: Double
     let keys: UInt64
+    /// txn-rw-register: whether reads of failed and intermediate writes are violations.
+    let readCommitted: Bool
     let observations: Observations
     let services: Services
 
@@ -58,6 +65,7 @@ public struct ExternalSystem: SystemDefinition {
         quietMicroseconds = min(max(0, configuration.options["quiet_us"] ?? 200), ExternalSystem.quietMicrosecondsRange.upperBound)
         settleSeconds = ExternalSystem.settleSeconds(configuration.options)
         keys = UInt64(max(1, configuration.options["keys"] ?? 3))
+        readCommitted = (configuration.options["read_committed"] ?? 0) != 0
         observations = Observations()
         services = Services()
         harnessMessages = Counter()
@@ -98,6 +106,12 @@ public struct ExternalSystem: SystemDefinition {
             case 2: return ClientOperation(function: .write, key: key, value: Int64(random(5)))
             default: return ClientOperation(function: .cas, key: key, value: Int64(random(5)), expected: Int64(random(5)))
             }
+        case .txnRWRegister:
+            let registers = min(keys, TransactionShape.maxKeys)
+            let steps = (0...random(UInt64(TransactionShape.maxSteps) - 1)).map { _ in
+                TransactionShape.Step(write: random(2) == 1, key: random(registers))
+            }
+            return ClientOperation(function: .txn, key: TransactionShape(steps).packed)
         }
     }
 
@@ -109,6 +123,7 @@ public struct ExternalSystem: SystemDefinition {
         case .gCounter: [GCounterChecker()]
         case .kafka: [KafkaChecker(observations: observations)]
         case .linKV: [LinearizabilityRunChecker()]
+        case .txnRWRegister: [TransactionChecker(readCommitted: readCommitted)]
         }
     }
 
@@ -214,6 +229,7 @@ public enum Workload: String, CaseIterable, Sendable {
     case gCounter = "g-counter"
     case kafka
     case linKV = "lin-kv"
+    case txnRWRegister = "txn-rw-register"
 }
 
 /// Stable 16-bit codes for Maelstrom message types (FNV-1a folded), and their names for reports.
@@ -420,6 +436,12 @@ final class ExternalNode: Node {
             body["key"] = operation.key
             body["from"] = operation.expected
             body["to"] = operation.value
+        case (.txnRWRegister, _):
+            body["type"] = "txn"
+            let steps = TransactionShape(packed: operation.key)?.steps ?? []
+            body["txn"] = steps.enumerated().map { index, step -> [Any] in
+                step.write ? ["w", step.key, TransactionShape.writtenValue(requestID: request.id, index: index)] : ["r", step.key, NSNull()]
+            }
         }
         pending[messageID] = request
         guard let lines = exchange(Maelstrom.line(src: "c\(request.client + 1)", dest: name, body: body), context) else { return }
@@ -589,6 +611,30 @@ final class ExternalNode: Node {
             } else {
                 context.reply(to: request, .ok())
             }
+        case .txnRWRegister:
+            let asked = TransactionShape(packed: request.operation.key)?.steps ?? []
+            guard let steps = body["txn"] as? [Any] else { return missing("a \"txn\" array") }
+            let sent = String(Maelstrom.text(body["txn"]).prefix(200))
+            guard steps.count == asked.count else {
+                return fail(context, kind: "malformed-output",
+                            "\(name) answered c\(request.client + 1)'s txn of \(asked.count) steps with \(steps.count): \(sent)")
+            }
+            var results: [Int64?] = []
+            for (index, (item, step)) in zip(steps, asked).enumerated() {
+                let parts = item as? [Any] ?? []
+                let expected = step.write ? TransactionShape.writtenValue(requestID: request.id, index: index) : nil
+                let function = parts.first as? String
+                let key = parts.count == 3 ? Maelstrom.jsonInteger(parts[1]) : nil
+                let value: Int64?? = parts.count == 3 ? (parts[2] is NSNull ? .some(nil) : Maelstrom.jsonInteger(parts[2]).map { .some($0) }) : nil
+                guard function == (step.write ? "w" : "r"), key == Int64(step.key), let value,
+                      !step.write || value == expected else {
+                    let wanted = step.write ? "[\"w\", \(step.key), \(expected!)]" : "[\"r\", \(step.key), value or null]"
+                    return fail(context, kind: "malformed-output",
+                                "\(name) answered c\(request.client + 1)'s txn with step \(index + 1) not \(wanted): \(sent)")
+                }
+                results.append(value)
+            }
+            context.reply(to: request, Reply(outcome: .ok, results: results))
         }
     }
 }
@@ -674,6 +720,97 @@ final class BroadcastChecker: Checker {
             return Violation(checker: name, kind: "lost-message",
                              explanation: "n\(node)'s last read, well into the liveness phase, lacks \(missing.count) acknowledged message\(missing.count == 1 ? "" : "s") (\(shown)\(missing.count > 5 ? ", …" : ""))",
                              events: [first.entry.completeEvent, read.invokeEvent, read.completeEvent].compactMap { $0 })
+        }
+        return nil
+    }
+}
+
+/// `txn-rw-register`: what transactions read against what was written. No value is written to a
+/// register twice in a run (`TransactionShape.writtenValue`), so every value read names the
+/// transaction and step that wrote it. Always: a transaction reads its own earlier write of a
+/// register (internal consistency), and no read returns a value nobody wrote to that register,
+/// or wrote only after the read had returned. With `readCommitted`: nor a value written by a
+/// transaction that failed (G1a, aborted read) or one its transaction overwrote (G1b,
+/// intermediate read).
+final class TransactionChecker: Checker {
+    let name = "txn-rw-register"
+    let readCommitted: Bool
+    init(readCommitted: Bool) { self.readCommitted = readCommitted }
+
+    private static func shape(_ entry: HistoryEntry) -> TransactionShape? {
+        guard entry.request.operation.function == .txn else { return nil }
+        return TransactionShape(packed: entry.request.operation.key)
+    }
+
+    private static func describe(_ entry: HistoryEntry, _ shape: TransactionShape) -> String {
+        let steps = shape.steps.enumerated().map { index, step -> String in
+            if step.write { return "w k\(step.key) \(TransactionShape.writtenValue(requestID: entry.request.id, index: index))" }
+            guard index < (entry.reply?.results.count ?? 0) else { return "r k\(step.key)" }
+            return "r k\(step.key) " + (entry.reply!.results[index].map(String.init) ?? "nil")
+        }
+        return "client \(entry.request.client + 1)'s txn [\(steps.joined(separator: ", "))] on n\(entry.target)"
+    }
+
+    private static func events(_ entries: HistoryEntry...) -> [UInt64] {
+        entries.flatMap { [$0.invokeEvent] + ($0.completeEvent.map { [$0] } ?? []) }
+    }
+
+    func operationCompleted(_ entry: HistoryEntry, in simulation: Simulator) -> Violation? {
+        guard let shape = Self.shape(entry), let reply = entry.reply, reply.outcome == .ok,
+              reply.results.count == shape.steps.count else { return nil }
+        var own: [UInt64: Int64] = [:]
+        for (index, step) in shape.steps.enumerated() {
+            if step.write {
+                own[step.key] = TransactionShape.writtenValue(requestID: entry.request.id, index: index)
+            } else if let written = own[step.key], reply.results[index] != written {
+                return Violation(checker: name, kind: "internal",
+                                 explanation: "\(Self.describe(entry, shape)) read \(reply.results[index].map(String.init) ?? "nil") from k\(step.key) in step \(index + 1), after writing \(written) to it itself",
+                                 events: Self.events(entry))
+            }
+        }
+        return nil
+    }
+
+    func finish(_ simulation: Simulator) -> Violation? {
+        let history = simulation.history
+        // Value → who wrote it: the history entry, the step, the register, and whether it was
+        // the transaction's last write of that register.
+        var writers: [Int64: (entry: Int, step: Int, key: UInt64, last: Bool)] = [:]
+        for (number, entry) in history.enumerated() {
+            guard let shape = Self.shape(entry) else { continue }
+            for (index, step) in shape.steps.enumerated() where step.write {
+                let last = !shape.steps[(index + 1)...].contains { $0.write && $0.key == step.key }
+                writers[TransactionShape.writtenValue(requestID: entry.request.id, index: index)] = (number, index, step.key, last)
+            }
+        }
+        for (number, entry) in history.enumerated() {
+            guard let shape = Self.shape(entry), let reply = entry.reply, reply.outcome == .ok,
+                  reply.results.count == shape.steps.count, let completed = entry.completedAt else { continue }
+            for (index, step) in shape.steps.enumerated() where !step.write {
+                guard let value = reply.results[index] else { continue }
+                guard let writer = writers[value], writer.key == step.key, history[writer.entry].invokedAt <= completed else {
+                    var explanation = "\(Self.describe(entry, shape)) read \(value) from k\(step.key), which no transaction wrote there"
+                    var witnesses = Self.events(entry)
+                    if let writer = writers[value], writer.key == step.key {
+                        explanation += " before the read returned (it was written by a transaction invoked later)"
+                        witnesses += Self.events(history[writer.entry])
+                    }
+                    return Violation(checker: name, kind: "garbage-read", explanation: explanation, events: witnesses)
+                }
+                guard readCommitted, writer.entry != number else { continue }
+                let source = history[writer.entry]
+                guard let sourceShape = Self.shape(source) else { continue }
+                if source.reply?.outcome == .fail {
+                    return Violation(checker: name, kind: "aborted-read",
+                                     explanation: "\(Self.describe(entry, shape)) read \(value) from k\(step.key), written by \(Self.describe(source, sourceShape)), which failed (G1a)",
+                                     events: Self.events(entry, source))
+                }
+                if !writer.last {
+                    return Violation(checker: name, kind: "intermediate-read",
+                                     explanation: "\(Self.describe(entry, shape)) read \(value) from k\(step.key), which \(Self.describe(source, sourceShape)) overwrote later in the same transaction (G1b)",
+                                     events: Self.events(entry, source))
+                }
+            }
         }
         return nil
     }

@@ -51,7 +51,7 @@ public struct ClientRequest: Equatable, Sendable {
 
 /// A client operation on a key: the shape every system's workload speaks.
 public struct ClientOperation: Equatable, Sendable, Codable {
-    public enum Function: UInt8, Codable, Sendable { case read = 1, write, cas, add, echo, generate, commit, list }
+    public enum Function: UInt8, Codable, Sendable { case read = 1, write, cas, add, echo, generate, commit, list, txn }
     public var function: Function
     public var key: UInt64
     public var value: Int64
@@ -86,6 +86,58 @@ public struct ClientOperation: Equatable, Sendable, Codable {
     }
 }
 
+/// The micro-operations of a transaction (`ClientOperation.Function.txn`), packed into the
+/// operation's key: the count (1…4) in bits 0–2, then 9 bits per micro-operation, whether it
+/// writes and its register (0…255). A write's value comes from the request id and its place in
+/// the transaction (`writtenValue`), so no value is written to a register twice in a run.
+public struct TransactionShape: Equatable, Sendable {
+    public struct Step: Equatable, Sendable {
+        public var write: Bool
+        public var key: UInt64
+        public init(write: Bool, key: UInt64) {
+            self.write = write
+            self.key = key
+        }
+    }
+
+    public static let maxSteps = 4
+    public static let maxKeys: UInt64 = 256
+    public var steps: [Step]
+
+    public init(_ steps: [Step]) {
+        precondition(!steps.isEmpty && steps.count <= Self.maxSteps && steps.allSatisfy { $0.key < Self.maxKeys },
+                     "a transaction has 1…4 steps on registers 0…255")
+        self.steps = steps
+    }
+
+    public init?(packed: UInt64) {
+        let count = Int(packed & 7)
+        guard count >= 1 && count <= Self.maxSteps, packed >> UInt64(3 + 9 * count) == 0 else { return nil }
+        steps = (0..<count).map { index in
+            let bits = packed >> UInt64(3 + 9 * index)
+            return Step(write: bits & 1 == 1, key: (bits >> 1) & 0xFF)
+        }
+    }
+
+    public var packed: UInt64 {
+        var value = UInt64(steps.count)
+        for (index, step) in steps.enumerated() {
+            value |= ((step.key << 1) | (step.write ? 1 : 0)) << UInt64(3 + 9 * index)
+        }
+        return value
+    }
+
+    /// The value step `index` of request `requestID` writes.
+    public static func writtenValue(requestID: UInt64, index: Int) -> Int64 {
+        Int64(truncatingIfNeeded: requestID) &* Int64(maxSteps) &+ Int64(index) &+ 1
+    }
+
+    /// "r k1, w k2".
+    public var text: String {
+        steps.map { "\($0.write ? "w" : "r") k\($0.key)" }.joined(separator: ", ")
+    }
+}
+
 /// How an operation ended, as a client sees it.
 public enum Outcome: UInt32, Codable, Sendable {
     /// It happened; `value` is its result (a read's value).
@@ -103,10 +155,15 @@ public struct Reply: Equatable, Sendable {
     /// For a read of a key never written.
     public var isNil: Bool
 
-    public init(outcome: Outcome, value: Int64 = 0, isNil: Bool = false) {
+    /// What each step of a transaction returned (`ClientOperation.Function.txn`): a read's
+    /// value (nil: the register was never written), a write's value. Empty for other operations.
+    public var results: [Int64?] = []
+
+    public init(outcome: Outcome, value: Int64 = 0, isNil: Bool = false, results: [Int64?] = []) {
         self.outcome = outcome
         self.value = value
         self.isNil = isNil
+        self.results = results
     }
 
     public static func ok(_ value: Int64 = 0) -> Reply { Reply(outcome: .ok, value: value) }
@@ -116,7 +173,26 @@ public struct Reply: Equatable, Sendable {
     public func encoded() -> [UInt8] {
         var bytes: [UInt8] = [isNil ? 1 : 0]
         ByteWriter.appendVarint(ByteWriter.zigzag(value), to: &bytes)
+        if !results.isEmpty {
+            ByteWriter.appendVarint(UInt64(results.count), to: &bytes)
+            for result in results {
+                bytes.append(result == nil ? 1 : 0)
+                ByteWriter.appendVarint(ByteWriter.zigzag(result ?? 0), to: &bytes)
+            }
+        }
         return bytes
+    }
+
+    /// A transaction's step results from a completion's payload (`encoded`): nil when it has none.
+    public static func decodeResults(_ bytes: [UInt8]) -> [Int64?]? {
+        var reader = ByteReader(bytes)
+        guard reader.byte() != nil, reader.varint() != nil, let count = reader.varint(), count <= 64 else { return nil }
+        var results: [Int64?] = []
+        for _ in 0..<count {
+            guard let isNil = reader.byte(), let value = reader.varint() else { return nil }
+            results.append(isNil == 1 ? nil : ByteWriter.unzigzag(value))
+        }
+        return results
     }
 }
 

@@ -508,7 +508,7 @@ final class RaftNode: Node {
             guard store[operation.key] == operation.expected else { return .fail }
             store[operation.key] = operation.value
             return .ok(operation.value)
-        case .add, .echo, .generate, .commit, .list:
+        case .add, .echo, .generate, .commit, .list, .txn:
             return .fail
         }
     }

@@ -20,7 +20,8 @@ final class ExternalNodeTests: XCTestCase {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = directory.appendingPathComponent("runs.trace").path
-        for (workload, flags) in [("echo", ""), ("unique-ids", ""), ("g-counter", "--g-counter"), ("kafka", ""), ("lin-kv", "")] {
+        for (workload, flags) in [("echo", ""), ("unique-ids", ""), ("g-counter", "--g-counter"), ("kafka", ""), ("lin-kv", ""),
+                                 ("txn-rw-register", "")] {
             let run = try CLI.run(["run", "--node-cmd", try python(flags), "--workload", workload, "--seed", "3", "--store", store, "--json"] + short)
             XCTAssertEqual(run.status, 0, "\(workload): \(run.stdout) \(run.stderr)")
             let summary = try jsonObject(run.stdout)
@@ -44,6 +45,8 @@ final class ExternalNodeTests: XCTestCase {
             ("--bad-ids", "unique-ids", "unique-ids/duplicate-id", []),
             ("--local-counter", "g-counter", "g-counter/lost-increment", []),
             ("--local-kafka", "kafka", "kafka/duplicate-offset", []),
+            ("--reads-first", "txn-rw-register", "txn-rw-register/internal", []),
+            ("--dirty-txn", "txn-rw-register", "txn-rw-register/", ["--option", "read_committed=1"]),
             ("--lose-broadcasts", "broadcast", "broadcast/lost-message", ["--nodes", "3", "--clients", "2", "--failure-rate", "1"]),
         ]
         for item in cases {
@@ -53,6 +56,34 @@ final class ExternalNodeTests: XCTestCase {
             XCTAssertTrue(run.stdout.contains(item.found), "\(item.flag): \(run.stdout)")
             XCTAssertTrue(run.stdout.contains("--node-cmd 'python3 "), "the rerun line repeats the command: \(run.stdout)")
         }
+    }
+
+    func testTransactionsAreJudgedAtTheIsolationLevelAskedFor() throws {
+        let longer = ["--duration", "3", "--liveness", "1", "--seeds", "3", "--no-record"]
+        // Aborted and overwritten writes leak to other nodes: allowed under read uncommitted ...
+        let dirty = try CLI.run(["run", "--node-cmd", try python("--dirty-txn"), "--workload", "txn-rw-register"] + longer)
+        XCTAssertEqual(dirty.status, 0, dirty.stdout + dirty.stderr)
+        // ... and found under read committed.
+        let committed = try CLI.run(["run", "--node-cmd", try python("--dirty-txn"), "--workload", "txn-rw-register",
+                                     "--option", "read_committed=1"] + longer)
+        XCTAssertEqual(committed.status, 1, committed.stdout + committed.stderr)
+        XCTAssertTrue(committed.stdout.contains("(G1a)") || committed.stdout.contains("(G1b)"), committed.stdout)
+
+        // What each step wrote and read is in the trace: show and the EDN history carry it.
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = directory.appendingPathComponent("runs.trace").path
+        let run = try CLI.run(["run", "--node-cmd", try python(), "--workload", "txn-rw-register", "--seed", "1", "--store", store] + short)
+        XCTAssertEqual(run.status, 0, run.stdout + run.stderr)
+        let show = try CLI.run(["show", "latest", "--store", store, "--kind", "client-invoke,client-complete", "--to", "2000"])
+        XCTAssertTrue(show.stdout.contains("txn [") && show.stdout.contains(" ok ["), show.stdout)
+        let edn = try CLI.run(["export", "latest", "--store", store, "--format", "edn"])
+        XCTAssertEqual(edn.status, 0, edn.stderr)
+        let completions = edn.stdout.split(separator: "\n").filter { $0.contains(":type :ok, :f :txn") }
+        XCTAssertFalse(completions.isEmpty, edn.stdout)
+        // A completed read shows the value it returned (a number or nil), a write its value.
+        let step = try XCTUnwrap(completions.first?.range(of: ":value [["))
+        XCTAssertTrue(completions[0][step.upperBound...].hasPrefix(":r ") || completions[0][step.upperBound...].hasPrefix(":w "), String(completions[0]))
     }
 
     func testTheSameSeedRunsTheSameInASecondProcess() throws {

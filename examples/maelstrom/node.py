@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""A small Maelstrom node: echo, unique-ids, broadcast, g-counter, and a single-copy lin-kv and
-kafka log.
+"""A small Maelstrom node: echo, unique-ids, broadcast, g-counter, and a single-copy lin-kv,
+kafka log and txn-rw-register store.
 
 It reads one JSON message per line on stdin and writes JSON lines on stdout, like any node that
 Maelstrom drives. `chaostrace run --node-cmd 'python3 examples/maelstrom/node.py' --workload W`
@@ -13,11 +13,16 @@ Flags (planted bugs, to see ChaosTrace find them):
   --local-counter    g-counter reads return this node's own adds only (lost increments);
                      implies --g-counter
   --local-kafka      serve kafka from each node's own log (the same offset handed out twice)
+  --reads-first      run a txn's reads before its writes (a txn misses its own writes)
+  --dirty-txn        run txns on each node's own registers, copying every write to the other
+                     nodes at once, and abort a txn whose last step writes k0 after applying the
+                     steps before it (other txns read aborted and overwritten writes: fine for
+                     read uncommitted, found with --option read_committed=1)
 
 g-counter (run with --g-counter: its read looks like broadcast's) keeps each node's total under
 its own key in the seq-kv service, and a read sums them.
 
-The lin-kv store and the kafka logs are one in-memory copy on n0 (other nodes forward to it):
+The lin-kv store, the kafka logs and the txn registers are one in-memory copy on n0 (other nodes forward to it):
 correct under the network suite, but a crash of n0 loses them, so the nodes suite finds that too.
 """
 import json
@@ -85,7 +90,32 @@ def kafka_apply(body):
     return {"type": "list_committed_offsets_ok", "offsets": offsets}
 
 
+registers = {}
+
+
+def txn_apply(body):
+    steps = body["txn"]
+    order = range(len(steps))
+    if "--reads-first" in flags:
+        order = sorted(order, key=lambda index: steps[index][0] != "r")
+    result = [list(step) for step in steps]
+    for index in order:
+        function, key, value = steps[index]
+        if "--dirty-txn" in flags and index == len(steps) - 1 and function == "w" and key == 0:
+            return {"type": "error", "code": 30, "text": "txn aborted"}
+        if function == "r":
+            result[index][2] = registers.get(key)
+        else:
+            registers[key] = value
+            if "--dirty-txn" in flags:
+                for peer in neighbours:
+                    send(peer, {"type": "txn_copy", "key": key, "value": value})
+    return {"type": "txn_ok", "txn": result}
+
+
 def kv_apply(body):
+    if body["type"] == "txn":
+        return txn_apply(body)
     if body["type"] in ("send", "poll", "commit_offsets", "list_committed_offsets"):
         return kafka_apply(body)
     key = str(body.get("key"))
@@ -176,9 +206,11 @@ for line in sys.stdin:
         reply(message, {"type": "read_ok", "messages": sorted(messages)})
         # Reads come often: a good moment to retry what is unacknowledged.
         gossip()
-    elif kind in ("read", "write", "cas", "send", "poll", "commit_offsets", "list_committed_offsets"):
+    elif kind == "txn_copy":
+        registers[body["key"]] = body["value"]
+    elif kind in ("read", "write", "cas", "send", "poll", "commit_offsets", "list_committed_offsets", "txn"):
         leader = node_ids[0]
-        if "--local-kv" in flags or "--local-kafka" in flags or node_id == leader:
+        if "--local-kv" in flags or "--local-kafka" in flags or "--dirty-txn" in flags or node_id == leader:
             reply(message, kv_apply(body))
         else:
             # Forward to the leader, answer the client when it answers.

@@ -87,7 +87,19 @@ enum Exports {
             case .generate: "generate"
             case .commit: "commit"
             case .list: "list"
+            case .txn: "txn"
             }
+        }
+        /// A transaction's steps as Elle reads them: [[:r 1 nil] [:w 2 9]], with the values read
+        /// when `results` are known.
+        func transaction(_ operation: ClientOperation, request: UInt64, results: [Int64?]?) -> String {
+            guard let shape = TransactionShape(packed: operation.key) else { return "[]" }
+            let steps = shape.steps.enumerated().map { index, step -> String in
+                if step.write { return "[:w \(step.key) \(TransactionShape.writtenValue(requestID: request, index: index))]" }
+                let read = results.flatMap { index < $0.count ? $0[index] : nil }
+                return "[:r \(step.key) \(read.map(String.init) ?? "nil")]"
+            }
+            return "[" + steps.joined(separator: " ") + "]"
         }
         func value(_ operation: ClientOperation) -> String {
             switch operation.function {
@@ -101,11 +113,14 @@ enum Exports {
             case .clientInvoke:
                 guard let operation = ClientOperation.decode(Array(event.payload)) else { return true }
                 invocations[event.id] = (event.node, operation)
-                sink.line("{:process \(event.node), :type :invoke, :f :\(function(operation)), :value \(value(operation)), :time \(event.time)}")
+                let shown = operation.function == .txn ? transaction(operation, request: event.id, results: nil) : value(operation)
+                sink.line("{:process \(event.node), :type :invoke, :f :\(function(operation)), :value \(shown), :time \(event.time)}")
             case .clientComplete:
                 guard let (client, operation) = invocations.removeValue(forKey: event.id) else { return true }
                 let type = [1: ":ok", 2: ":fail", 3: ":info"][event.peer] ?? ":info"
-                var shown = value(operation)
+                var shown = operation.function == .txn
+                    ? transaction(operation, request: event.id, results: event.peer == 1 ? Reply.decodeResults(Array(event.payload)) : nil)
+                    : value(operation)
                 // A completed read, echo or generate shows what came back (a write, cas or add
                 // shows what it was asked to do, as in Jepsen).
                 if [.read, .echo, .generate].contains(operation.function) && event.peer == 1 {

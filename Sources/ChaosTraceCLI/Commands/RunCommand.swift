@@ -88,6 +88,15 @@ struct RunCommand: ParsableCommand {
             if let settle = options["settle_s"], !ExternalSystem.settleSecondsRange.contains(settle) {
                 throw ValidationError("--option settle_s must be between \(ExternalSystem.settleSecondsRange.lowerBound) and \(ExternalSystem.settleSecondsRange.upperBound) seconds")
             }
+            if let level = options["read_committed"] {
+                guard level == 0 || level == 1 else { throw ValidationError("--option read_committed must be 0 (read uncommitted: the default) or 1") }
+                guard workload == Workload.txnRWRegister.rawValue else {
+                    throw ValidationError("--option read_committed sets what the txn-rw-register workload checks; it does not apply to \(workload)")
+                }
+            }
+            if let keys = options["keys"], workload == Workload.txnRWRegister.rawValue, !(1...Int(TransactionShape.maxKeys)).contains(keys) {
+                throw ValidationError("--option keys must be between 1 and \(TransactionShape.maxKeys) registers for txn-rw-register")
+            }
             if let system, system != ExternalSystem.name { throw ValidationError("--node-cmd runs external nodes; it does not combine with --system \(system)") }
             if let suite, suite != .all, !ExternalSystem.suites.contains(Suite(rawValue: suite.rawValue)!) {
                 throw ValidationError("external nodes run the \(ExternalSystem.suites.map(\.rawValue).joined(separator: ", ")) suites, not \(suite.rawValue)")
