@@ -15,6 +15,10 @@ import Simulation
 ///   was read that no client sent);
 /// - `g-counter`: `add` and `read` (once the cluster settled, each node's last read lies between
 ///   the acknowledged adds and all adds that may have happened);
+/// - `pn-counter`: the same with deltas below zero too (the bounds take each unacknowledged add
+///   at its worst either way);
+/// - `g-set`: `add` of an `element` and `read` of the set (as broadcast: nothing read that no
+///   client added, and every acknowledged add in each node's last read once the cluster settled);
 /// - `kafka`: `send`, `poll`, `commit_offsets`, `list_committed_offsets` on a few keys (no offset
 ///   acknowledged twice, polls in offset order with the messages sent, no acknowledged message
 ///   skipped inside a poll's range, committed offsets neither lost nor invented);
@@ -89,6 +93,15 @@ public struct ExternalSystem: SystemDefinition {
         case .gCounter:
             if random(2) == 0 { return ClientOperation(function: .read) }
             return ClientOperation(function: .add, value: Int64(1 + random(5)))
+        case .pnCounter:
+            if random(2) == 0 { return ClientOperation(function: .read) }
+            // One add in three decrements: the count drifts upwards, so a node that loses
+            // others' adds reads far off rather than near a zero both sides wander about.
+            let size = Int64(1 + random(5))
+            return ClientOperation(function: .add, value: random(3) == 0 ? -size : size)
+        case .gSet:
+            if random(2) == 0 { return ClientOperation(function: .read) }
+            return ClientOperation(function: .write, value: Int64(random(1_000_000)))
         case .kafka:
             // Offsets to poll from and commit come from what sends were acknowledged so far.
             let key = random(keys)
@@ -120,7 +133,9 @@ public struct ExternalSystem: SystemDefinition {
         case .echo: [EchoTextChecker(observations: observations)]
         case .uniqueIDs: [UniqueIDChecker(observations: observations)]
         case .broadcast: [BroadcastChecker(observations: observations)]
-        case .gCounter: [GCounterChecker()]
+        case .gCounter: [GCounterChecker(name: "g-counter")]
+        case .pnCounter: [GCounterChecker(name: "pn-counter")]
+        case .gSet: [BroadcastChecker(observations: observations, name: "g-set", messages: "element")]
         case .kafka: [KafkaChecker(observations: observations)]
         case .linKV: [LinearizabilityRunChecker()]
         case .txnRWRegister: [TransactionChecker(readCommitted: readCommitted)]
@@ -227,6 +242,8 @@ public enum Workload: String, CaseIterable, Sendable {
     case uniqueIDs = "unique-ids"
     case broadcast
     case gCounter = "g-counter"
+    case pnCounter = "pn-counter"
+    case gSet = "g-set"
     case kafka
     case linKV = "lin-kv"
     case txnRWRegister = "txn-rw-register"
@@ -406,11 +423,14 @@ final class ExternalNode: Node {
         case (.broadcast, _):
             body["type"] = "broadcast"
             body["message"] = operation.value
-        case (.gCounter, .read):
+        case (.gCounter, .read), (.pnCounter, .read), (.gSet, .read):
             body["type"] = "read"
-        case (.gCounter, _):
+        case (.gCounter, _), (.pnCounter, _):
             body["type"] = "add"
             body["delta"] = operation.value
+        case (.gSet, _):
+            body["type"] = "add"
+            body["element"] = operation.value
         case (.kafka, .write):
             body["type"] = "send"
             body["key"] = "k\(operation.key)"
@@ -567,7 +587,17 @@ final class ExternalNode: Node {
             } else {
                 context.reply(to: request, .ok())
             }
-        case .gCounter:
+        case .gSet:
+            if request.operation.function == .read {
+                guard let items = body["value"] as? [Any] else { return missing("a \"value\" array") }
+                let values = items.compactMap { Maelstrom.integer($0) }.sorted()
+                guard values.count == items.count else { return missing("integer elements in its \"value\"") }
+                system.observations.reads[request.id] = values
+                context.reply(to: request, .ok(Int64(values.count)))
+            } else {
+                context.reply(to: request, .ok())
+            }
+        case .gCounter, .pnCounter:
             if request.operation.function == .read {
                 guard let value = Maelstrom.integer(body["value"]) else { return missing("an integer \"value\"") }
                 context.reply(to: request, .ok(value))
@@ -680,12 +710,19 @@ final class UniqueIDChecker: Checker {
 /// `broadcast`: nothing is read that no client broadcast, and once the cluster has settled in the
 /// liveness phase every node's last read holds every message acknowledged before that phase.
 final class BroadcastChecker: Checker {
-    let name = "broadcast"
+    let name: String
+    /// What a value is called in explanations ("message", "element"), and the kinds' suffix.
+    let noun: String
     let observations: Observations
     /// Every message a client broadcast so far (history entries scanned up to `scanned`).
     var sent = Set<Int64>()
     var scanned = 0
-    init(observations: Observations) { self.observations = observations }
+    /// `g-set` is judged as `broadcast` is: its adds are writes, its reads return the set.
+    init(observations: Observations, name: String = "broadcast", messages noun: String = "message") {
+        self.observations = observations
+        self.name = name
+        self.noun = noun
+    }
 
     func operationCompleted(_ entry: HistoryEntry, in simulation: Simulator) -> Violation? {
         guard entry.request.operation.function == .read, let values = observations.reads[entry.request.id] else { return nil }
@@ -695,8 +732,8 @@ final class BroadcastChecker: Checker {
             scanned += 1
         }
         if let phantom = values.first(where: { !sent.contains($0) }) {
-            return Violation(checker: name, kind: "phantom-message",
-                             explanation: "n\(entry.target) returned message \(phantom) in a read, but no client broadcast it",
+            return Violation(checker: name, kind: "phantom-\(noun)",
+                             explanation: "n\(entry.target) returned \(noun) \(phantom) in a read, but no client \(name == "broadcast" ? "broadcast" : "added") it",
                              events: [entry.invokeEvent] + (entry.completeEvent.map { [$0] } ?? []))
         }
         return nil
@@ -717,8 +754,8 @@ final class BroadcastChecker: Checker {
             let missing = acknowledged.filter { !have.contains($0.value) }
             guard let first = missing.first else { continue }
             let shown = missing.prefix(5).map { "\($0.value)" }.joined(separator: ", ")
-            return Violation(checker: name, kind: "lost-message",
-                             explanation: "n\(node)'s last read, well into the liveness phase, lacks \(missing.count) acknowledged message\(missing.count == 1 ? "" : "s") (\(shown)\(missing.count > 5 ? ", …" : ""))",
+            return Violation(checker: name, kind: "lost-\(noun)",
+                             explanation: "n\(node)'s last read, well into the liveness phase, lacks \(missing.count) acknowledged \(noun)\(missing.count == 1 ? "" : "s") (\(shown)\(missing.count > 5 ? ", …" : ""))",
                              events: [first.entry.completeEvent, read.invokeEvent, read.completeEvent].compactMap { $0 })
         }
         return nil
@@ -856,29 +893,43 @@ final class Services {
     }
 }
 
-/// `g-counter`: once the cluster has settled in the liveness phase, each node's last read is at
-/// least the sum of the adds acknowledged before that phase and at most the sum of every add that
-/// may have happened (acknowledged or unknown).
+/// `g-counter` and `pn-counter`: once the cluster has settled in the liveness phase, each node's
+/// last read counts every add acknowledged half a liveness phase or more before it began (before
+/// the liveness phase, or inside it with the network healed all that while: the time the settled
+/// reads give every write to spread), and may count any other add that neither failed nor began
+/// after the read returned. The read lies between the bounds that leaves: at least the sure adds
+/// plus every possible decrement, at most the sure adds plus every possible increment.
 final class GCounterChecker: Checker {
-    let name = "g-counter"
+    let name: String
+    init(name: String) { self.name = name }
 
     func finish(_ simulation: Simulator) -> Violation? {
         let configuration = simulation.configuration
         guard configuration.livenessNanoseconds > 0 else { return nil }
         let phase = configuration.durationNanoseconds
-        var lower: Int64 = 0, upper: Int64 = 0
-        for entry in simulation.history where entry.request.operation.function == .add {
-            let delta = entry.request.operation.value
-            if entry.reply?.outcome != .fail { upper &+= delta }
-            if entry.reply?.outcome == .ok, let completed = entry.completedAt, completed < phase { lower &+= delta }
-        }
+        let adds = simulation.history.filter { $0.request.operation.function == .add && $0.reply?.outcome != .fail }
         let lastRead = lastSettledReads(simulation) { _ in true }
         for node in 0..<NodeID(configuration.nodes) {
-            guard let read = lastRead[node], let value = read.reply?.value else { continue }
+            guard let read = lastRead[node], let value = read.reply?.value, let returned = read.completedAt else { continue }
+            let sureBy = max(phase, read.invokedAt - min(read.invokedAt, configuration.livenessNanoseconds / 2))
+            var lower: Int64 = 0, upper: Int64 = 0, sure: Int64 = 0
+            for add in adds where add.invokedAt <= returned {
+                let delta = add.request.operation.value
+                if add.reply?.outcome == .ok, let completed = add.completedAt, completed < sureBy {
+                    lower &+= delta
+                    upper &+= delta
+                    sure &+= delta
+                } else if delta < 0 {
+                    lower &+= delta
+                } else {
+                    upper &+= delta
+                }
+            }
             let events = [read.invokeEvent, read.completeEvent].compactMap { $0 }
             if value < lower {
                 return Violation(checker: name, kind: "lost-increment",
-                                 explanation: "n\(node)'s last read, well into the liveness phase, is \(value), but adds acknowledged before it sum to \(lower)",
+                                 explanation: "n\(node)'s last read, well into the liveness phase, is \(value), but the adds acknowledged in time sum to \(sure)"
+                                    + (lower < sure ? " (\(lower) with every decrement that may have happened)" : ""),
                                  events: events)
             }
             if value > upper {

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""A small Maelstrom node: echo, unique-ids, broadcast, g-counter, and a single-copy lin-kv,
-kafka log and txn-rw-register store.
+"""A small Maelstrom node: echo, unique-ids, broadcast, g-set, g-counter, pn-counter, and a
+single-copy lin-kv, kafka log and txn-rw-register store.
 
 It reads one JSON message per line on stdin and writes JSON lines on stdout, like any node that
 Maelstrom drives. `chaostrace run --node-cmd 'python3 examples/maelstrom/node.py' --workload W`
 runs a cluster of them under faults.
 
 Flags (planted bugs, to see ChaosTrace find them):
-  --lose-broadcasts  forward a broadcast to neighbours once and never retry (lost under partitions)
+  --lose-broadcasts  forward a broadcast (or g-set element) to neighbours once and never retry
+                     (lost under partitions)
   --bad-ids          generate ids from a per-node counter only (duplicates across nodes)
   --local-kv         serve lin-kv from each node's own copy (stale reads across nodes)
   --local-counter    g-counter reads return this node's own adds only (lost increments);
@@ -19,8 +20,9 @@ Flags (planted bugs, to see ChaosTrace find them):
                      steps before it (other txns read aborted and overwritten writes: fine for
                      read uncommitted, found with --option read_committed=1)
 
-g-counter (run with --g-counter: its read looks like broadcast's) keeps each node's total under
-its own key in the seq-kv service, and a read sums them.
+g-counter and pn-counter (run with --g-counter: their read looks like broadcast's) keep each
+node's total under its own key in the seq-kv service, and a read sums them. g-set (run with
+--g-set) spreads its elements as broadcast does.
 
 The lin-kv store, the kafka logs and the txn registers are one in-memory copy on n0 (other nodes forward to it):
 correct under the network suite, but a crash of n0 loses them, so the nodes suite finds that too.
@@ -180,6 +182,18 @@ for line in sys.stdin:
             reply(message, {"type": "gossip_ok", "message": value})
     elif kind == "gossip_ok":
         unacked.pop((body.get("message"), message["src"]), None)
+    elif kind == "add" and "element" in body:
+        value = body["element"]
+        if value not in messages:
+            messages.add(value)
+            for peer in neighbours:
+                if "--lose-broadcasts" not in flags:
+                    unacked[(value, peer)] = True
+                send(peer, {"type": "gossip", "message": value})
+        reply(message, {"type": "add_ok"})
+    elif kind == "read" and "key" not in body and "--g-set" in flags:
+        reply(message, {"type": "read_ok", "value": sorted(messages)})
+        gossip()
     elif kind == "add":
         total += body["delta"]
         write_id = send("seq-kv", {"type": "write", "key": node_id, "value": total})
