@@ -116,10 +116,7 @@ enum EventFormatting {
         case .add: return "add \(operation.value) to \(key)"
         case .txn:
             guard let shape = TransactionShape(packed: operation.key) else { return "txn" }
-            let steps = shape.steps.enumerated().map { index, step in
-                step.write ? "w k\(step.key) \(TransactionShape.writtenValue(requestID: request, index: index))" : "r k\(step.key)"
-            }
-            return "txn [\(steps.joined(separator: ", "))]"
+            return "txn [\(shape.steps.indices.map { shape.describe(step: $0, requestID: request) }.joined(separator: ", "))]"
         default: return "\(operation.function) \(key)"
         }
     }
@@ -132,7 +129,11 @@ enum EventFormatting {
             guard let isNil = reader.byte(), let value = reader.varint() else { return "ok" }
             // A transaction: what each step returned.
             if let results = Reply.decodeResults(event.payload), !results.isEmpty {
-                return "ok [" + results.map { $0.map(String.init) ?? "nil" }.joined(separator: ", ") + "]"
+                // A register's value is one element, a list read any number (a write: its value).
+                return "ok [" + results.map { result in
+                    guard let result else { return "nil" }
+                    return result.count == 1 ? String(result[0]) : "[" + result.map(String.init).joined(separator: " ") + "]"
+                }.joined(separator: ", ") + "]"
             }
             return isNil == 1 ? "ok absent" : "ok \(ByteWriter.unzigzag(value))"
         case Outcome.fail.rawValue: return "fail"

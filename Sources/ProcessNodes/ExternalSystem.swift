@@ -27,7 +27,9 @@ import Simulation
 ///   lists the steps asked for, a write with its value; no read returns a value nobody wrote or
 ///   wrote only later; a transaction reads its own earlier writes; with `--option
 ///   read_committed=1` also no read of a value from a failed transaction (G1a) or of a value its
-///   transaction overwrote (G1b)).
+///   transaction overwrote (G1b));
+/// - `txn-list-append`: the same with `append` to lists, whose reads must also agree on each
+///   list's order and hold no element twice (`TransactionChecker`).
 /// Maelstrom's key-value services `seq-kv`, `lin-kv` and `lww-kv` are there to talk to: one
 /// linearizable store each, answering at once (they are not partitioned or delayed).
 public struct ExternalSystem: SystemDefinition {
@@ -119,12 +121,12 @@ public struct ExternalSystem: SystemDefinition {
             case 2: return ClientOperation(function: .write, key: key, value: Int64(random(5)))
             default: return ClientOperation(function: .cas, key: key, value: Int64(random(5)), expected: Int64(random(5)))
             }
-        case .txnRWRegister:
+        case .txnRWRegister, .txnListAppend:
             let registers = min(keys, TransactionShape.maxKeys)
             let steps = (0...random(UInt64(TransactionShape.maxSteps) - 1)).map { _ in
                 TransactionShape.Step(write: random(2) == 1, key: random(registers))
             }
-            return ClientOperation(function: .txn, key: TransactionShape(steps).packed)
+            return ClientOperation(function: .txn, key: TransactionShape(steps, appends: workload == .txnListAppend).packed)
         }
     }
 
@@ -138,7 +140,8 @@ public struct ExternalSystem: SystemDefinition {
         case .gSet: [BroadcastChecker(observations: observations, name: "g-set", messages: "element")]
         case .kafka: [KafkaChecker(observations: observations)]
         case .linKV: [LinearizabilityRunChecker()]
-        case .txnRWRegister: [TransactionChecker(readCommitted: readCommitted)]
+        case .txnRWRegister: [TransactionChecker(name: workload.rawValue, readCommitted: readCommitted)]
+        case .txnListAppend: [TransactionChecker(name: workload.rawValue, readCommitted: readCommitted)]
         }
     }
 
@@ -247,6 +250,7 @@ public enum Workload: String, CaseIterable, Sendable {
     case kafka
     case linKV = "lin-kv"
     case txnRWRegister = "txn-rw-register"
+    case txnListAppend = "txn-list-append"
 }
 
 /// Stable 16-bit codes for Maelstrom message types (FNV-1a folded), and their names for reports.
@@ -456,11 +460,12 @@ final class ExternalNode: Node {
             body["key"] = operation.key
             body["from"] = operation.expected
             body["to"] = operation.value
-        case (.txnRWRegister, _):
+        case (.txnRWRegister, _), (.txnListAppend, _):
             body["type"] = "txn"
-            let steps = TransactionShape(packed: operation.key)?.steps ?? []
-            body["txn"] = steps.enumerated().map { index, step -> [Any] in
-                step.write ? ["w", step.key, TransactionShape.writtenValue(requestID: request.id, index: index)] : ["r", step.key, NSNull()]
+            if let shape = TransactionShape(packed: operation.key) {
+                body["txn"] = shape.steps.enumerated().map { index, step -> [Any] in
+                    step.write ? [shape.writeName, step.key, TransactionShape.writtenValue(requestID: request.id, index: index)] : ["r", step.key, NSNull()]
+                }
             }
         }
         pending[messageID] = request
@@ -641,28 +646,42 @@ final class ExternalNode: Node {
             } else {
                 context.reply(to: request, .ok())
             }
-        case .txnRWRegister:
-            let asked = TransactionShape(packed: request.operation.key)?.steps ?? []
+        case .txnRWRegister, .txnListAppend:
+            guard let shape = TransactionShape(packed: request.operation.key) else { return context.reply(to: request, Reply(outcome: .info)) }
             guard let steps = body["txn"] as? [Any] else { return missing("a \"txn\" array") }
             let sent = String(Maelstrom.text(body["txn"]).prefix(200))
-            guard steps.count == asked.count else {
+            guard steps.count == shape.steps.count else {
                 return fail(context, kind: "malformed-output",
-                            "\(name) answered c\(request.client + 1)'s txn of \(asked.count) steps with \(steps.count): \(sent)")
+                            "\(name) answered c\(request.client + 1)'s txn of \(shape.steps.count) steps with \(steps.count): \(sent)")
             }
-            var results: [Int64?] = []
-            for (index, (item, step)) in zip(steps, asked).enumerated() {
+            var results: [[Int64]?] = []
+            for (index, (item, step)) in zip(steps, shape.steps).enumerated() {
                 let parts = item as? [Any] ?? []
-                let expected = step.write ? TransactionShape.writtenValue(requestID: request.id, index: index) : nil
+                let written = TransactionShape.writtenValue(requestID: request.id, index: index)
                 let function = parts.first as? String
                 let key = parts.count == 3 ? Maelstrom.jsonInteger(parts[1]) : nil
-                let value: Int64?? = parts.count == 3 ? (parts[2] is NSNull ? .some(nil) : Maelstrom.jsonInteger(parts[2]).map { .some($0) }) : nil
-                guard function == (step.write ? "w" : "r"), key == Int64(step.key), let value,
-                      !step.write || value == expected else {
-                    let wanted = step.write ? "[\"w\", \(step.key), \(expected!)]" : "[\"r\", \(step.key), value or null]"
+                // What the step carries back: a register's value or null, a list (null: empty),
+                // a write's own value.
+                var result: [Int64]??
+                if parts.count == 3 {
+                    if parts[2] is NSNull {
+                        result = .some(nil)
+                    } else if shape.appends && !step.write {
+                        let items = parts[2] as? [Any] ?? []
+                        let values = items.compactMap { Maelstrom.jsonInteger($0) }
+                        if parts[2] is [Any] && values.count == items.count { result = .some(values) }
+                    } else if let value = Maelstrom.jsonInteger(parts[2]) {
+                        result = .some([value])
+                    }
+                }
+                guard function == (step.write ? shape.writeName : "r"), key == Int64(step.key), let result,
+                      !step.write || result == [written] else {
+                    let wanted = step.write ? "[\"\(shape.writeName)\", \(step.key), \(written)]"
+                        : "[\"r\", \(step.key), \(shape.appends ? "a list of integers or null" : "an integer or null")]"
                     return fail(context, kind: "malformed-output",
                                 "\(name) answered c\(request.client + 1)'s txn with step \(index + 1) not \(wanted): \(sent)")
                 }
-                results.append(value)
+                results.append(result)
             }
             context.reply(to: request, Reply(outcome: .ok, results: results))
         }
@@ -762,17 +781,27 @@ final class BroadcastChecker: Checker {
     }
 }
 
-/// `txn-rw-register`: what transactions read against what was written. No value is written to a
-/// register twice in a run (`TransactionShape.writtenValue`), so every value read names the
-/// transaction and step that wrote it. Always: a transaction reads its own earlier write of a
-/// register (internal consistency), and no read returns a value nobody wrote to that register,
-/// or wrote only after the read had returned. With `readCommitted`: nor a value written by a
-/// transaction that failed (G1a, aborted read) or one its transaction overwrote (G1b,
-/// intermediate read).
+/// `txn-rw-register` and `txn-list-append`: what transactions read against what was written. No
+/// value is written to a register (or appended to a list) twice in a run
+/// (`TransactionShape.writtenValue`), so every value read names the transaction and step that
+/// wrote it. Always:
+/// - a transaction reads its own earlier writes (a register its last one; a list ends with its
+///   own appends so far) — `internal`;
+/// - no read returns a value nobody wrote to that register or list, or wrote only after the read
+///   had returned — `garbage-read`;
+/// - lists: no element twice in one read (`duplicate-elements`), and every two reads of a list
+///   agree on the order of what they both hold: one is a prefix of the other
+///   (`incompatible-order`).
+/// With `readCommitted`, also none of a failed transaction's writes is read (G1a,
+/// `aborted-read`), nor a state its own transaction went on to change: a register value it
+/// overwrote, or a list holding some of its appends but not all (G1b, `intermediate-read`).
 final class TransactionChecker: Checker {
-    let name = "txn-rw-register"
+    let name: String
     let readCommitted: Bool
-    init(readCommitted: Bool) { self.readCommitted = readCommitted }
+    init(name: String, readCommitted: Bool) {
+        self.name = name
+        self.readCommitted = readCommitted
+    }
 
     private static func shape(_ entry: HistoryEntry) -> TransactionShape? {
         guard entry.request.operation.function == .txn else { return nil }
@@ -780,10 +809,9 @@ final class TransactionChecker: Checker {
     }
 
     private static func describe(_ entry: HistoryEntry, _ shape: TransactionShape) -> String {
-        let steps = shape.steps.enumerated().map { index, step -> String in
-            if step.write { return "w k\(step.key) \(TransactionShape.writtenValue(requestID: entry.request.id, index: index))" }
-            guard index < (entry.reply?.results.count ?? 0) else { return "r k\(step.key)" }
-            return "r k\(step.key) " + (entry.reply!.results[index].map(String.init) ?? "nil")
+        let results = entry.reply?.results ?? []
+        let steps = shape.steps.indices.map { index in
+            shape.describe(step: index, requestID: entry.request.id, result: index < results.count ? .some(results[index]) : .none)
         }
         return "client \(entry.request.client + 1)'s txn [\(steps.joined(separator: ", "))] on n\(entry.target)"
     }
@@ -792,16 +820,30 @@ final class TransactionChecker: Checker {
         entries.flatMap { [$0.invokeEvent] + ($0.completeEvent.map { [$0] } ?? []) }
     }
 
+    /// An acknowledged transaction with a result for every step.
+    private static func completed(_ entry: HistoryEntry) -> (TransactionShape, [[Int64]?])? {
+        guard let shape = shape(entry), let reply = entry.reply, reply.outcome == .ok, reply.results.count == shape.steps.count else { return nil }
+        return (shape, reply.results)
+    }
+
     func operationCompleted(_ entry: HistoryEntry, in simulation: Simulator) -> Violation? {
-        guard let shape = Self.shape(entry), let reply = entry.reply, reply.outcome == .ok,
-              reply.results.count == shape.steps.count else { return nil }
-        var own: [UInt64: Int64] = [:]
+        guard let (shape, results) = Self.completed(entry) else { return nil }
+        // Per register or list: what the transaction wrote to it so far.
+        var own: [UInt64: [Int64]] = [:]
         for (index, step) in shape.steps.enumerated() {
+            let written = TransactionShape.writtenValue(requestID: entry.request.id, index: index)
             if step.write {
-                own[step.key] = TransactionShape.writtenValue(requestID: entry.request.id, index: index)
-            } else if let written = own[step.key], reply.results[index] != written {
+                own[step.key] = shape.appends ? (own[step.key] ?? []) + [written] : [written]
+                continue
+            }
+            guard let mine = own[step.key] else { continue }
+            let read = results[index] ?? []
+            let sees = shape.appends ? read.suffix(mine.count).elementsEqual(mine) : read == mine
+            if !sees {
+                let what = shape.appends ? "without its own appends \(TransactionShape.describe(result: mine, appends: true)) at the end"
+                    : "after writing \(mine[0]) to it itself"
                 return Violation(checker: name, kind: "internal",
-                                 explanation: "\(Self.describe(entry, shape)) read \(reply.results[index].map(String.init) ?? "nil") from k\(step.key) in step \(index + 1), after writing \(written) to it itself",
+                                 explanation: "\(Self.describe(entry, shape)) read \(TransactionShape.describe(result: results[index], appends: shape.appends)) from k\(step.key) in step \(index + 1), \(what)",
                                  events: Self.events(entry))
             }
         }
@@ -810,43 +852,87 @@ final class TransactionChecker: Checker {
 
     func finish(_ simulation: Simulator) -> Violation? {
         let history = simulation.history
-        // Value → who wrote it: the history entry, the step, the register, and whether it was
-        // the transaction's last write of that register.
-        var writers: [Int64: (entry: Int, step: Int, key: UInt64, last: Bool)] = [:]
+        // Value → who wrote it: the history entry, the step and the register or list.
+        var writers: [Int64: (entry: Int, step: Int, key: UInt64)] = [:]
         for (number, entry) in history.enumerated() {
             guard let shape = Self.shape(entry) else { continue }
             for (index, step) in shape.steps.enumerated() where step.write {
-                let last = !shape.steps[(index + 1)...].contains { $0.write && $0.key == step.key }
-                writers[TransactionShape.writtenValue(requestID: entry.request.id, index: index)] = (number, index, step.key, last)
+                writers[TransactionShape.writtenValue(requestID: entry.request.id, index: index)] = (number, index, step.key)
             }
         }
+        // Per list: the longest read so far, and which entry read it.
+        var longest: [UInt64: (values: [Int64], entry: Int)] = [:]
         for (number, entry) in history.enumerated() {
-            guard let shape = Self.shape(entry), let reply = entry.reply, reply.outcome == .ok,
-                  reply.results.count == shape.steps.count, let completed = entry.completedAt else { continue }
+            guard let (shape, results) = Self.completed(entry), let returned = entry.completedAt else { continue }
             for (index, step) in shape.steps.enumerated() where !step.write {
-                guard let value = reply.results[index] else { continue }
-                guard let writer = writers[value], writer.key == step.key, history[writer.entry].invokedAt <= completed else {
-                    var explanation = "\(Self.describe(entry, shape)) read \(value) from k\(step.key), which no transaction wrote there"
-                    var witnesses = Self.events(entry)
-                    if let writer = writers[value], writer.key == step.key {
-                        explanation += " before the read returned (it was written by a transaction invoked later)"
-                        witnesses += Self.events(history[writer.entry])
+                let values = results[index] ?? []
+                let shown = TransactionShape.describe(result: results[index], appends: shape.appends)
+                var seen = Set<Int64>()
+                for value in values {
+                    guard seen.insert(value).inserted else {
+                        return Violation(checker: name, kind: "duplicate-elements",
+                                         explanation: "\(Self.describe(entry, shape)) read \(shown) from k\(step.key): \(value) is in it twice",
+                                         events: Self.events(entry))
                     }
-                    return Violation(checker: name, kind: "garbage-read", explanation: explanation, events: witnesses)
+                    guard let writer = writers[value], writer.key == step.key, history[writer.entry].invokedAt <= returned else {
+                        var explanation = "\(Self.describe(entry, shape)) read \(value) from k\(step.key), which no transaction wrote there"
+                        var witnesses = Self.events(entry)
+                        if let writer = writers[value], writer.key == step.key {
+                            explanation += " before the read returned (it was written by a transaction invoked later)"
+                            witnesses += Self.events(history[writer.entry])
+                        }
+                        return Violation(checker: name, kind: "garbage-read", explanation: explanation, events: witnesses)
+                    }
                 }
-                guard readCommitted, writer.entry != number else { continue }
-                let source = history[writer.entry]
-                guard let sourceShape = Self.shape(source) else { continue }
-                if source.reply?.outcome == .fail {
-                    return Violation(checker: name, kind: "aborted-read",
-                                     explanation: "\(Self.describe(entry, shape)) read \(value) from k\(step.key), written by \(Self.describe(source, sourceShape)), which failed (G1a)",
-                                     events: Self.events(entry, source))
+                if shape.appends {
+                    if let before = longest[step.key] {
+                        let (short, long) = values.count <= before.values.count ? (values, before.values) : (before.values, values)
+                        if !long.starts(with: short) {
+                            let other = history[before.entry]
+                            return Violation(checker: name, kind: "incompatible-order",
+                                             explanation: "reads of k\(step.key) disagree on its order: \(Self.describe(entry, shape)) read \(shown), \(Self.shape(other).map { Self.describe(other, $0) } ?? "another") read \(TransactionShape.describe(result: before.values, appends: true)), and neither is a prefix of the other",
+                                             events: Self.events(other, entry))
+                        }
+                        if values.count > before.values.count { longest[step.key] = (values, number) }
+                    } else {
+                        longest[step.key] = (values, number)
+                    }
                 }
-                if !writer.last {
-                    return Violation(checker: name, kind: "intermediate-read",
-                                     explanation: "\(Self.describe(entry, shape)) read \(value) from k\(step.key), which \(Self.describe(source, sourceShape)) overwrote later in the same transaction (G1b)",
-                                     events: Self.events(entry, source))
-                }
+                guard readCommitted, let violation = dirtyRead(entry, number, shape, step: index, values: values, writers: writers, history: history)
+                else { continue }
+                return violation
+            }
+        }
+        return nil
+    }
+
+    /// G1a and G1b for one read step of `entry`, which returned `values`.
+    private func dirtyRead(_ entry: HistoryEntry, _ number: Int, _ shape: TransactionShape, step index: Int, values: [Int64],
+                           writers: [Int64: (entry: Int, step: Int, key: UInt64)], history: [HistoryEntry]) -> Violation? {
+        let key = shape.steps[index].key
+        let shown = TransactionShape.describe(result: entry.reply?.results[index] ?? nil, appends: shape.appends)
+        // A register's value, or each transaction whose appends the list holds.
+        var sources: [Int] = []
+        for value in values {
+            guard let writer = writers[value], writer.entry != number, !sources.contains(writer.entry) else { continue }
+            sources.append(writer.entry)
+        }
+        for source in sources {
+            let writer = history[source]
+            guard let writerShape = Self.shape(writer) else { continue }
+            if writer.reply?.outcome == .fail {
+                return Violation(checker: name, kind: "aborted-read",
+                                 explanation: "\(Self.describe(entry, shape)) read \(shown) from k\(key), written by \(Self.describe(writer, writerShape)), which failed (G1a)",
+                                 events: Self.events(entry, writer))
+            }
+            // What that transaction wrote to this register or list, in order.
+            let wrote = writerShape.steps.enumerated().filter { $0.element.write && $0.element.key == key }
+                .map { TransactionShape.writtenValue(requestID: writer.request.id, index: $0.offset) }
+            let intermediate = shape.appends ? !wrote.allSatisfy(values.contains) : values.last != wrote.last
+            if intermediate {
+                return Violation(checker: name, kind: "intermediate-read",
+                                 explanation: "\(Self.describe(entry, shape)) read \(shown) from k\(key), a state \(Self.describe(writer, writerShape)) went on to change in the same transaction (G1b)",
+                                 events: Self.events(entry, writer))
             }
         }
         return nil

@@ -88,8 +88,10 @@ public struct ClientOperation: Equatable, Sendable, Codable {
 
 /// The micro-operations of a transaction (`ClientOperation.Function.txn`), packed into the
 /// operation's key: the count (1…4) in bits 0–2, then 9 bits per micro-operation, whether it
-/// writes and its register (0…255). A write's value comes from the request id and its place in
-/// the transaction (`writtenValue`), so no value is written to a register twice in a run.
+/// writes and its register (0…255); bit 63 set when the writes append to lists (Maelstrom's
+/// txn-list-append) rather than overwrite registers (txn-rw-register). A write's value comes from
+/// the request id and its place in the transaction (`writtenValue`), so no value is written to a
+/// register twice in a run.
 public struct TransactionShape: Equatable, Sendable {
     public struct Step: Equatable, Sendable {
         public var write: Bool
@@ -102,17 +104,22 @@ public struct TransactionShape: Equatable, Sendable {
 
     public static let maxSteps = 4
     public static let maxKeys: UInt64 = 256
+    private static let appendsBit: UInt64 = 1 << 63
     public var steps: [Step]
+    /// Writes append to a list; reads return the list.
+    public var appends: Bool
 
-    public init(_ steps: [Step]) {
+    public init(_ steps: [Step], appends: Bool = false) {
         precondition(!steps.isEmpty && steps.count <= Self.maxSteps && steps.allSatisfy { $0.key < Self.maxKeys },
                      "a transaction has 1…4 steps on registers 0…255")
         self.steps = steps
+        self.appends = appends
     }
 
     public init?(packed: UInt64) {
         let count = Int(packed & 7)
-        guard count >= 1 && count <= Self.maxSteps, packed >> UInt64(3 + 9 * count) == 0 else { return nil }
+        guard count >= 1 && count <= Self.maxSteps, (packed & ~Self.appendsBit) >> UInt64(3 + 9 * count) == 0 else { return nil }
+        appends = packed & Self.appendsBit != 0
         steps = (0..<count).map { index in
             let bits = packed >> UInt64(3 + 9 * index)
             return Step(write: bits & 1 == 1, key: (bits >> 1) & 0xFF)
@@ -120,7 +127,7 @@ public struct TransactionShape: Equatable, Sendable {
     }
 
     public var packed: UInt64 {
-        var value = UInt64(steps.count)
+        var value = UInt64(steps.count) | (appends ? Self.appendsBit : 0)
         for (index, step) in steps.enumerated() {
             value |= ((step.key << 1) | (step.write ? 1 : 0)) << UInt64(3 + 9 * index)
         }
@@ -132,9 +139,28 @@ public struct TransactionShape: Equatable, Sendable {
         Int64(truncatingIfNeeded: requestID) &* Int64(maxSteps) &+ Int64(index) &+ 1
     }
 
+    /// What a write step is called: "w" (a register) or "append" (a list), as Maelstrom spells it.
+    public var writeName: String { appends ? "append" : "w" }
+
     /// "r k1, w k2".
     public var text: String {
-        steps.map { "\($0.write ? "w" : "r") k\($0.key)" }.joined(separator: ", ")
+        steps.map { "\($0.write ? writeName : "r") k\($0.key)" }.joined(separator: ", ")
+    }
+
+    /// One step with what it wrote, and what it read when `result` is known: "w k2 9",
+    /// "r k1 5", "r k1 nil", "append k0 13", "r k0 [4 13]".
+    public func describe(step index: Int, requestID: UInt64, result: [Int64]?? = nil) -> String {
+        let step = steps[index]
+        if step.write { return "\(writeName) k\(step.key) \(Self.writtenValue(requestID: requestID, index: index))" }
+        guard let result else { return "r k\(step.key)" }
+        return "r k\(step.key) " + Self.describe(result: result, appends: appends)
+    }
+
+    /// A read's result: "5" or "nil" for a register, "[4 13]" for a list.
+    public static func describe(result: [Int64]?, appends: Bool) -> String {
+        guard let result else { return appends ? "[]" : "nil" }
+        if appends { return "[" + result.map(String.init).joined(separator: " ") + "]" }
+        return result.first.map(String.init) ?? "nil"
     }
 }
 
@@ -156,10 +182,11 @@ public struct Reply: Equatable, Sendable {
     public var isNil: Bool
 
     /// What each step of a transaction returned (`ClientOperation.Function.txn`): a read's
-    /// value (nil: the register was never written), a write's value. Empty for other operations.
-    public var results: [Int64?] = []
+    /// register value (one element; nil: never written) or list, a write's value. Empty for
+    /// other operations.
+    public var results: [[Int64]?] = []
 
-    public init(outcome: Outcome, value: Int64 = 0, isNil: Bool = false, results: [Int64?] = []) {
+    public init(outcome: Outcome, value: Int64 = 0, isNil: Bool = false, results: [[Int64]?] = []) {
         self.outcome = outcome
         self.value = value
         self.isNil = isNil
@@ -177,20 +204,27 @@ public struct Reply: Equatable, Sendable {
             ByteWriter.appendVarint(UInt64(results.count), to: &bytes)
             for result in results {
                 bytes.append(result == nil ? 1 : 0)
-                ByteWriter.appendVarint(ByteWriter.zigzag(result ?? 0), to: &bytes)
+                ByteWriter.appendVarint(UInt64(result?.count ?? 0), to: &bytes)
+                for value in result ?? [] { ByteWriter.appendVarint(ByteWriter.zigzag(value), to: &bytes) }
             }
         }
         return bytes
     }
 
     /// A transaction's step results from a completion's payload (`encoded`): nil when it has none.
-    public static func decodeResults(_ bytes: [UInt8]) -> [Int64?]? {
+    public static func decodeResults(_ bytes: [UInt8]) -> [[Int64]?]? {
         var reader = ByteReader(bytes)
         guard reader.byte() != nil, reader.varint() != nil, let count = reader.varint(), count <= 64 else { return nil }
-        var results: [Int64?] = []
+        var results: [[Int64]?] = []
         for _ in 0..<count {
-            guard let isNil = reader.byte(), let value = reader.varint() else { return nil }
-            results.append(isNil == 1 ? nil : ByteWriter.unzigzag(value))
+            // Each element takes a byte at least: a length beyond what is left is damage.
+            guard let isNil = reader.byte(), let length = reader.varint(), length <= UInt64(bytes.count) else { return nil }
+            var values: [Int64] = []
+            for _ in 0..<length {
+                guard let value = reader.varint() else { return nil }
+                values.append(ByteWriter.unzigzag(value))
+            }
+            results.append(isNil == 1 ? nil : values)
         }
         return results
     }

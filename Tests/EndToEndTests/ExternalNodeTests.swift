@@ -22,7 +22,8 @@ final class ExternalNodeTests: XCTestCase {
         let store = directory.appendingPathComponent("runs.trace").path
         // lin-kv last: the check of its messages below looks at the latest run.
         for (workload, flags) in [("echo", ""), ("unique-ids", ""), ("g-counter", "--g-counter"), ("pn-counter", "--g-counter"),
-                                  ("g-set", "--g-set"), ("kafka", ""), ("txn-rw-register", ""), ("lin-kv", "")] {
+                                  ("g-set", "--g-set"), ("kafka", ""), ("txn-rw-register", ""), ("txn-list-append", ""),
+                                  ("lin-kv", "")] {
             let run = try CLI.run(["run", "--node-cmd", try python(flags), "--workload", workload, "--seed", "3", "--store", store, "--json"] + short)
             XCTAssertEqual(run.status, 0, "\(workload): \(run.stdout) \(run.stderr)")
             let summary = try jsonObject(run.stdout)
@@ -49,6 +50,7 @@ final class ExternalNodeTests: XCTestCase {
             ("--g-set --lose-broadcasts", "g-set", "g-set/lost-element", ["--nodes", "3", "--clients", "2", "--failure-rate", "1"]),
             ("--local-kafka", "kafka", "kafka/duplicate-offset", []),
             ("--reads-first", "txn-rw-register", "txn-rw-register/internal", []),
+            ("--dirty-txn", "txn-list-append", "txn-list-append/incompatible-order", []),
             ("--dirty-txn", "txn-rw-register", "txn-rw-register/", ["--option", "read_committed=1"]),
             ("--lose-broadcasts", "broadcast", "broadcast/lost-message", ["--nodes", "3", "--clients", "2", "--failure-rate", "1"]),
         ]

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """A small Maelstrom node: echo, unique-ids, broadcast, g-set, g-counter, pn-counter, and a
-single-copy lin-kv, kafka log and txn-rw-register store.
+single-copy lin-kv, kafka log and transaction store (txn-rw-register, txn-list-append).
 
 It reads one JSON message per line on stdin and writes JSON lines on stdout, like any node that
 Maelstrom drives. `chaostrace run --node-cmd 'python3 examples/maelstrom/node.py' --workload W`
@@ -18,7 +18,8 @@ Flags (planted bugs, to see ChaosTrace find them):
   --dirty-txn        run txns on each node's own registers, copying every write to the other
                      nodes at once, and abort a txn whose last step writes k0 after applying the
                      steps before it (other txns read aborted and overwritten writes: fine for
-                     read uncommitted, found with --option read_committed=1)
+                     read uncommitted, found with --option read_committed=1; lists end up in
+                     different orders on different nodes: always found)
 
 g-counter and pn-counter (run with --g-counter: their read looks like broadcast's) keep each
 node's total under its own key in the seq-kv service, and a read sums them. g-set (run with
@@ -95,6 +96,13 @@ def kafka_apply(body):
 registers = {}
 
 
+def write(key, value, append):
+    if append:
+        registers[key] = registers.get(key, []) + [value]
+    else:
+        registers[key] = value
+
+
 def txn_apply(body):
     steps = body["txn"]
     order = range(len(steps))
@@ -103,15 +111,16 @@ def txn_apply(body):
     result = [list(step) for step in steps]
     for index in order:
         function, key, value = steps[index]
-        if "--dirty-txn" in flags and index == len(steps) - 1 and function == "w" and key == 0:
+        if "--dirty-txn" in flags and index == len(steps) - 1 and function != "r" and key == 0:
             return {"type": "error", "code": 30, "text": "txn aborted"}
         if function == "r":
-            result[index][2] = registers.get(key)
+            current = registers.get(key)
+            result[index][2] = list(current) if isinstance(current, list) else current
         else:
-            registers[key] = value
+            write(key, value, function == "append")
             if "--dirty-txn" in flags:
                 for peer in neighbours:
-                    send(peer, {"type": "txn_copy", "key": key, "value": value})
+                    send(peer, {"type": "txn_copy", "key": key, "value": value, "append": function == "append"})
     return {"type": "txn_ok", "txn": result}
 
 
@@ -221,7 +230,7 @@ for line in sys.stdin:
         # Reads come often: a good moment to retry what is unacknowledged.
         gossip()
     elif kind == "txn_copy":
-        registers[body["key"]] = body["value"]
+        write(body["key"], body["value"], body.get("append"))
     elif kind in ("read", "write", "cas", "send", "poll", "commit_offsets", "list_committed_offsets", "txn"):
         leader = node_ids[0]
         if "--local-kv" in flags or "--local-kafka" in flags or "--dirty-txn" in flags or node_id == leader:

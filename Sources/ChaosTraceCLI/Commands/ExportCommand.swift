@@ -92,12 +92,14 @@ enum Exports {
         }
         /// A transaction's steps as Elle reads them: [[:r 1 nil] [:w 2 9]], with the values read
         /// when `results` are known.
-        func transaction(_ operation: ClientOperation, request: UInt64, results: [Int64?]?) -> String {
+        func transaction(_ operation: ClientOperation, request: UInt64, results: [[Int64]?]?) -> String {
             guard let shape = TransactionShape(packed: operation.key) else { return "[]" }
             let steps = shape.steps.enumerated().map { index, step -> String in
-                if step.write { return "[:w \(step.key) \(TransactionShape.writtenValue(requestID: request, index: index))]" }
-                let read = results.flatMap { index < $0.count ? $0[index] : nil }
-                return "[:r \(step.key) \(read.map(String.init) ?? "nil")]"
+                if step.write { return "[:\(shape.writeName) \(step.key) \(TransactionShape.writtenValue(requestID: request, index: index))]" }
+                // Unknown (an invocation): nil. Known: a register's value or nil, a list.
+                guard let results, index < results.count else { return "[:r \(step.key) nil]" }
+                guard let read = results[index] else { return "[:r \(step.key) \(shape.appends ? "[]" : "nil")]" }
+                return "[:r \(step.key) " + (shape.appends ? "[" + read.map(String.init).joined(separator: " ") + "]" : read.first.map(String.init) ?? "nil") + "]"
             }
             return "[" + steps.joined(separator: " ") + "]"
         }

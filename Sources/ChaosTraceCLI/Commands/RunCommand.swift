@@ -90,12 +90,13 @@ struct RunCommand: ParsableCommand {
             }
             if let level = options["read_committed"] {
                 guard level == 0 || level == 1 else { throw ValidationError("--option read_committed must be 0 (read uncommitted: the default) or 1") }
-                guard workload == Workload.txnRWRegister.rawValue else {
-                    throw ValidationError("--option read_committed sets what the txn-rw-register workload checks; it does not apply to \(workload)")
+                guard [Workload.txnRWRegister, .txnListAppend].map(\.rawValue).contains(workload) else {
+                    throw ValidationError("--option read_committed sets what the txn-rw-register and txn-list-append workloads check; it does not apply to \(workload)")
                 }
             }
-            if let keys = options["keys"], workload == Workload.txnRWRegister.rawValue, !(1...Int(TransactionShape.maxKeys)).contains(keys) {
-                throw ValidationError("--option keys must be between 1 and \(TransactionShape.maxKeys) registers for txn-rw-register")
+            if let keys = options["keys"], [Workload.txnRWRegister, .txnListAppend].map(\.rawValue).contains(workload),
+               !(1...Int(TransactionShape.maxKeys)).contains(keys) {
+                throw ValidationError("--option keys must be between 1 and \(TransactionShape.maxKeys) for \(workload)")
             }
             if let system, system != ExternalSystem.name { throw ValidationError("--node-cmd runs external nodes; it does not combine with --system \(system)") }
             if let suite, suite != .all, !ExternalSystem.suites.contains(Suite(rawValue: suite.rawValue)!) {
