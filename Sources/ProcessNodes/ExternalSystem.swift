@@ -700,7 +700,7 @@ final class EchoTextChecker: Checker {
         guard let reply = entry.reply, reply.outcome == .ok, reply.value != entry.request.operation.value else { return nil }
         let got = observations.texts[entry.request.id] ?? "?"
         return Violation(checker: name, kind: "wrong-echo",
-                         explanation: "client \(entry.request.client + 1) sent echo \"\(entry.request.operation.value)\" to n\(entry.target) and got \"\(got)\" back",
+                         explanation: "client \(entry.request.client) sent echo \"\(entry.request.operation.value)\" to n\(entry.target) and got \"\(got)\" back",
                          events: [entry.invokeEvent] + (entry.completeEvent.map { [$0] } ?? []))
     }
 }
@@ -718,7 +718,7 @@ final class UniqueIDChecker: Checker {
         if let first = seen[reply.value] {
             let text = observations.texts[entry.request.id] ?? "?"
             return Violation(checker: name, kind: "duplicate-id",
-                             explanation: "id \(text) was generated twice: by n\(first.target) for client \(first.request.client + 1) and by n\(entry.target) for client \(entry.request.client + 1)",
+                             explanation: "id \(text) was generated twice: by n\(first.target) for client \(first.request.client) and by n\(entry.target) for client \(entry.request.client)",
                              events: [first.completeEvent, entry.completeEvent].compactMap { $0 })
         }
         seen[reply.value] = entry
@@ -813,7 +813,7 @@ final class TransactionChecker: Checker {
         let steps = shape.steps.indices.map { index in
             shape.describe(step: index, requestID: entry.request.id, result: index < results.count ? .some(results[index]) : .none)
         }
-        return "client \(entry.request.client + 1)'s txn [\(steps.joined(separator: ", "))] on n\(entry.target)"
+        return "client \(entry.request.client)'s txn [\(steps.joined(separator: ", "))] on n\(entry.target)"
     }
 
     private static func events(_ entries: HistoryEntry...) -> [UInt64] {
