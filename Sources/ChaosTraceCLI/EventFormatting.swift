@@ -128,11 +128,11 @@ enum EventFormatting {
             var reader = ByteReader(event.payload)
             guard let isNil = reader.byte(), let value = reader.varint() else { return "ok" }
             // A transaction: what each step returned.
-            if let results = Reply.decodeResults(event.payload), !results.isEmpty {
-                // A register's value is one element, a list read any number (a write: its value).
+            if let (results, lists) = Reply.decodeResults(event.payload), !results.isEmpty {
+                // A register's value or nil, a list in brackets (a write: its value).
                 return "ok [" + results.map { result in
-                    guard let result else { return "nil" }
-                    return result.count == 1 ? String(result[0]) : "[" + result.map(String.init).joined(separator: " ") + "]"
+                    guard let result else { return lists ? "[]" : "nil" }
+                    return result.count == 1 && !lists ? String(result[0]) : "[" + result.map(String.init).joined(separator: " ") + "]"
                 }.joined(separator: ", ") + "]"
             }
             return isNil == 1 ? "ok absent" : "ok \(ByteWriter.unzigzag(value))"

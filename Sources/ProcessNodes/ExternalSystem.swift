@@ -23,19 +23,15 @@ import Simulation
 ///   acknowledged twice, polls in offset order with the messages sent, no acknowledged message
 ///   skipped inside a poll's range, committed offsets neither lost nor invented);
 /// - `lin-kv`: `read`/`write`/`cas` on a few keys (linearizability, per key);
-/// - `txn-rw-register`: `txn` of one to four reads and writes of a few registers (every answer
-///   lists the steps asked for, a write with its value; no read returns a value nobody wrote or
-///   wrote only later; a transaction reads its own earlier writes; with `--option
-///   read_committed=1` also no read of a value from a failed transaction (G1a) or of a value its
-///   transaction overwrote (G1b));
-/// - `txn-list-append`: the same with `append` to lists, whose reads must also agree on each
-///   list's order and hold no element twice (`TransactionChecker`).
+/// - `txn-rw-register`: `txn` of one to four reads and writes of a few registers, and
+///   `txn-list-append`: the same with `append` to lists; judged at the isolation level asked
+///   for with `--option isolation=N` (`TransactionChecker`).
 /// Maelstrom's key-value services `seq-kv`, `lin-kv` and `lww-kv` are there to talk to: one
 /// linearizable store each, answering at once (they are not partitioned or delayed).
 public struct ExternalSystem: SystemDefinition {
     public static let name = "external"
     public static let bugs: [String] = []
-    public static let optionNames = ["poll_ms", "quiet_us", "settle_s", "keys", "read_committed"]
+    public static let optionNames = ["poll_ms", "quiet_us", "settle_s", "keys", "isolation"]
     public static let suites: [Suite] = [.none, .nodes, .network, .distributed]
     public static let defaultSuite: Suite = .network
     public static func messageName(_ type: UInt16) -> String? { MessageTypes.name(type) }
@@ -57,8 +53,8 @@ public struct ExternalSystem: SystemDefinition {
     let quietMicroseconds: Int
     let settleSeconds: Double
     let keys: UInt64
-    /// txn-rw-register: whether reads of failed and intermediate writes are violations.
-    let readCommitted: Bool
+    /// The transaction workloads: what they are judged against (`TransactionChecker.Level`).
+    let isolation: TransactionChecker.Level
     let observations: Observations
     let services: Services
 
@@ -71,7 +67,7 @@ public struct ExternalSystem: SystemDefinition {
         quietMicroseconds = min(max(0, configuration.options["quiet_us"] ?? 200), ExternalSystem.quietMicrosecondsRange.upperBound)
         settleSeconds = ExternalSystem.settleSeconds(configuration.options)
         keys = UInt64(max(1, configuration.options["keys"] ?? 3))
-        readCommitted = (configuration.options["read_committed"] ?? 0) != 0
+        isolation = TransactionChecker.Level(rawValue: configuration.options["isolation"] ?? 0) ?? .readUncommitted
         observations = Observations()
         services = Services()
         harnessMessages = Counter()
@@ -103,7 +99,9 @@ public struct ExternalSystem: SystemDefinition {
             return ClientOperation(function: .add, value: random(3) == 0 ? -size : size)
         case .gSet:
             if random(2) == 0 { return ClientOperation(function: .read) }
-            return ClientOperation(function: .write, value: Int64(random(1_000_000)))
+            // From a range wide enough that two adds of one element (where a lost add would hide
+            // behind its twin) practically never happen.
+            return ClientOperation(function: .write, value: Int64(random(1 << 40)))
         case .kafka:
             // Offsets to poll from and commit come from what sends were acknowledged so far.
             let key = random(keys)
@@ -123,10 +121,14 @@ public struct ExternalSystem: SystemDefinition {
             }
         case .txnRWRegister, .txnListAppend:
             let registers = min(keys, TransactionShape.maxKeys)
-            let steps = (0...random(UInt64(TransactionShape.maxSteps) - 1)).map { _ in
-                TransactionShape.Step(write: random(2) == 1, key: random(registers))
+            let appends = workload == .txnListAppend
+            let steps = (0..<(1 + random(UInt64(TransactionShape.maxSteps)))).map { _ -> TransactionShape.Step in
+                let write = random(2) == 1
+                let slot = Int(random(registers))
+                guard appends else { return TransactionShape.Step(write: write, key: UInt64(slot)) }
+                return TransactionShape.Step(write: write, key: observations.lists.key(slot: slot, slots: Int(registers), append: write))
             }
-            return ClientOperation(function: .txn, key: TransactionShape(steps, appends: workload == .txnListAppend).packed)
+            return ClientOperation(function: .txn, key: TransactionShape(steps, appends: appends).packed)
         }
     }
 
@@ -140,8 +142,7 @@ public struct ExternalSystem: SystemDefinition {
         case .gSet: [BroadcastChecker(observations: observations, name: "g-set", messages: "element")]
         case .kafka: [KafkaChecker(observations: observations)]
         case .linKV: [LinearizabilityRunChecker()]
-        case .txnRWRegister: [TransactionChecker(name: workload.rawValue, readCommitted: readCommitted)]
-        case .txnListAppend: [TransactionChecker(name: workload.rawValue, readCommitted: readCommitted)]
+        case .txnRWRegister, .txnListAppend: [TransactionChecker(name: workload.rawValue, level: isolation)]
         }
     }
 
@@ -237,6 +238,36 @@ final class Observations {
     var polls: [UInt64: [(Int64, Int64)]] = [:]
     /// kafka: key → the highest offset a send was acknowledged with.
     var highestOffset: [UInt64: Int64] = [:]
+    /// txn-list-append: which lists are in use.
+    var lists = ListRotation()
+}
+
+/// txn-list-append's lists in use: `keys` slots, each a list until it has had
+/// `ListRotation.appendsPerList` appends and then a fresh one (as Jepsen's generator limits the
+/// writes per key), so reads stay short however long the run. Only lists 0…4095 exist: the last
+/// ones take every append after that.
+struct ListRotation {
+    static let appendsPerList = 16
+    private var current: [UInt64] = []
+    private var appends: [Int] = []
+    private var next: UInt64 = 0
+
+    mutating func key(slot: Int, slots: Int, append: Bool) -> UInt64 {
+        while current.count < slots {
+            current.append(next)
+            appends.append(0)
+            next += 1
+        }
+        let key = current[slot]
+        guard append else { return key }
+        appends[slot] += 1
+        if appends[slot] >= Self.appendsPerList && next < TransactionShape.maxKeys {
+            current[slot] = next
+            appends[slot] = 0
+            next += 1
+        }
+        return key
+    }
 }
 
 /// The workloads external nodes can be driven with.
@@ -313,11 +344,17 @@ enum Maelstrom {
         return "\(value)"
     }
 
-    /// A JSON integer, not a string holding one (a protocol field: `in_reply_to`, `code`).
+    /// A JSON integer (a float with an integer value too, as a node that keeps numbers as
+    /// doubles writes them), not a string holding one, a boolean, a fraction or a number beyond
+    /// 64 bits: a protocol field (`in_reply_to`, `code`) or a value a checker compares.
     static func jsonInteger(_ value: Any?) -> Int64? {
-        guard !(value is String), let number = value as? NSNumber,
-              let exact = Int64(exactly: number.doubleValue) else { return nil }
-        return exact
+        guard !(value is String), let number = value as? NSNumber else { return nil }
+        switch String(cString: number.objCType) {
+        case "c", "B": return nil  // true and false
+        case "d", "f": return Int64(exactly: number.doubleValue)
+        case "Q", "L", "I", "S", "C": return number.uint64Value <= UInt64(Int64.max) ? Int64(number.uint64Value) : nil
+        default: return number.int64Value
+        }
     }
 
     static func integer(_ value: Any?) -> Int64? {
@@ -595,7 +632,7 @@ final class ExternalNode: Node {
         case .gSet:
             if request.operation.function == .read {
                 guard let items = body["value"] as? [Any] else { return missing("a \"value\" array") }
-                let values = items.compactMap { Maelstrom.integer($0) }.sorted()
+                let values = items.compactMap { Maelstrom.jsonInteger($0) }.sorted()
                 guard values.count == items.count else { return missing("integer elements in its \"value\"") }
                 system.observations.reads[request.id] = values
                 context.reply(to: request, .ok(Int64(values.count)))
@@ -604,7 +641,7 @@ final class ExternalNode: Node {
             }
         case .gCounter, .pnCounter:
             if request.operation.function == .read {
-                guard let value = Maelstrom.integer(body["value"]) else { return missing("an integer \"value\"") }
+                guard let value = Maelstrom.jsonInteger(body["value"]) else { return missing("an integer \"value\"") }
                 context.reply(to: request, .ok(value))
             } else {
                 context.reply(to: request, .ok())
@@ -640,7 +677,7 @@ final class ExternalNode: Node {
                 if body["value"] == nil || body["value"] is NSNull {
                     context.reply(to: request, .okNil)
                 } else {
-                    guard let value = Maelstrom.integer(body["value"]) else { return missing("an integer (or null) \"value\"") }
+                    guard let value = Maelstrom.jsonInteger(body["value"]) else { return missing("an integer (or null) \"value\"") }
                     context.reply(to: request, .ok(value))
                 }
             } else {
@@ -649,7 +686,8 @@ final class ExternalNode: Node {
         case .txnRWRegister, .txnListAppend:
             guard let shape = TransactionShape(packed: request.operation.key) else { return context.reply(to: request, Reply(outcome: .info)) }
             guard let steps = body["txn"] as? [Any] else { return missing("a \"txn\" array") }
-            let sent = String(Maelstrom.text(body["txn"]).prefix(200))
+            // The answer as text, for a complaint only (a long list read costs to print).
+            var sent: String { String(Maelstrom.text(body["txn"]).prefix(200)) }
             guard steps.count == shape.steps.count else {
                 return fail(context, kind: "malformed-output",
                             "\(name) answered c\(request.client + 1)'s txn of \(shape.steps.count) steps with \(steps.count): \(sent)")
@@ -683,7 +721,7 @@ final class ExternalNode: Node {
                 }
                 results.append(result)
             }
-            context.reply(to: request, Reply(outcome: .ok, results: results))
+            context.reply(to: request, Reply(outcome: .ok, results: results, resultsAreLists: shape.appends))
         }
     }
 }
@@ -784,23 +822,31 @@ final class BroadcastChecker: Checker {
 /// `txn-rw-register` and `txn-list-append`: what transactions read against what was written. No
 /// value is written to a register (or appended to a list) twice in a run
 /// (`TransactionShape.writtenValue`), so every value read names the transaction and step that
-/// wrote it. Always:
-/// - a transaction reads its own earlier writes (a register its last one; a list ends with its
-///   own appends so far) — `internal`;
-/// - no read returns a value nobody wrote to that register or list, or wrote only after the read
-///   had returned — `garbage-read`;
-/// - lists: no element twice in one read (`duplicate-elements`), and every two reads of a list
-///   agree on the order of what they both hold: one is a prefix of the other
-///   (`incompatible-order`).
-/// With `readCommitted`, also none of a failed transaction's writes is read (G1a,
-/// `aborted-read`), nor a state its own transaction went on to change: a register value it
-/// overwrote, or a list holding some of its appends but not all (G1b, `intermediate-read`).
-final class TransactionChecker: Checker {
-    let name: String
-    let readCommitted: Bool
-    init(name: String, readCommitted: Bool) {
+/// wrote it. What is a violation depends on the isolation level asked for, as in Elle:
+/// - always (read uncommitted): no read returns a value nobody wrote to that register or list,
+///   or wrote only after the read had returned (`garbage-read`); no list holds an element twice
+///   (`duplicate-elements`);
+/// - read committed: also no read of a failed transaction's write (G1a, `aborted-read`), nor of a
+///   state its own transaction went on to change: a register value it overwrote, or a list
+///   holding some of its appends but not all (G1b, `intermediate-read`); every two reads of a
+///   list agree on its order, one a prefix of the other (`incompatible-order`); no transaction
+///   reads what it writes only in a later step (`future-read`);
+/// - internal: also each transaction sees its own steps: a read returns what its earlier steps
+///   read or wrote there (a list: with its appends since at the end) — `internal`, as
+///   serializability and snapshot isolation require.
+/// Write cycles (G0, G1c between transactions) are not looked for.
+public final class TransactionChecker: Checker {
+    public enum Level: Int, Comparable, Sendable {
+        case readUncommitted = 0, readCommitted = 1, internalConsistency = 2
+        public static func < (a: Level, b: Level) -> Bool { a.rawValue < b.rawValue }
+        public static let names = "0 (read uncommitted, the default), 1 (read committed) or 2 (read committed and internal consistency)"
+    }
+
+    public let name: String
+    let level: Level
+    init(name: String, level: Level) {
         self.name = name
-        self.readCommitted = readCommitted
+        self.level = level
     }
 
     private static func shape(_ entry: HistoryEntry) -> TransactionShape? {
@@ -826,31 +872,50 @@ final class TransactionChecker: Checker {
         return (shape, reply.results)
     }
 
-    func operationCompleted(_ entry: HistoryEntry, in simulation: Simulator) -> Violation? {
-        guard let (shape, results) = Self.completed(entry) else { return nil }
-        // Per register or list: what the transaction wrote to it so far.
-        var own: [UInt64: [Int64]] = [:]
-        for (index, step) in shape.steps.enumerated() {
-            let written = TransactionShape.writtenValue(requestID: entry.request.id, index: index)
-            if step.write {
-                own[step.key] = shape.appends ? (own[step.key] ?? []) + [written] : [written]
-                continue
-            }
-            guard let mine = own[step.key] else { continue }
-            let read = results[index] ?? []
-            let sees = shape.appends ? read.suffix(mine.count).elementsEqual(mine) : read == mine
-            if !sees {
-                let what = shape.appends ? "without its own appends \(TransactionShape.describe(result: mine, appends: true)) at the end"
-                    : "after writing \(mine[0]) to it itself"
-                return Violation(checker: name, kind: "internal",
-                                 explanation: "\(Self.describe(entry, shape)) read \(TransactionShape.describe(result: results[index], appends: shape.appends)) from k\(step.key) in step \(index + 1), \(what)",
+    public func operationCompleted(_ entry: HistoryEntry, in simulation: Simulator) -> Violation? {
+        guard level >= .readCommitted, let (shape, results) = Self.completed(entry) else { return nil }
+        let written = shape.steps.indices.map { TransactionShape.writtenValue(requestID: entry.request.id, index: $0) }
+        // A read of what the transaction writes only later.
+        for (index, step) in shape.steps.enumerated() where !step.write {
+            let later = shape.steps.indices.filter { $0 > index && shape.steps[$0].write && shape.steps[$0].key == step.key }.map { written[$0] }
+            if let value = (results[index] ?? []).first(where: later.contains) {
+                return Violation(checker: name, kind: "future-read",
+                                 explanation: "\(Self.describe(entry, shape)) read \(value) from k\(step.key) in step \(index + 1), which it writes there only later",
                                  events: Self.events(entry))
             }
+        }
+        guard level >= .internalConsistency else { return nil }
+        // Per register or list: what the transaction's own steps so far say it holds, whole (after
+        // a read) or only its end (the appends since the start).
+        var known: [UInt64: (values: [Int64], whole: Bool)] = [:]
+        for (index, step) in shape.steps.enumerated() {
+            if step.write {
+                if shape.appends {
+                    let before = known[step.key] ?? ([], false)
+                    known[step.key] = (before.values + [written[index]], before.whole)
+                } else {
+                    known[step.key] = ([written[index]], true)
+                }
+                continue
+            }
+            let read = results[index] ?? []
+            if let expected = known[step.key] {
+                let sees = expected.whole ? read == expected.values : read.suffix(expected.values.count).elementsEqual(expected.values)
+                if !sees {
+                    let what = expected.whole
+                        ? "after its own steps left \(TransactionShape.describe(result: expected.values.isEmpty && !shape.appends ? nil : expected.values, appends: shape.appends)) there"
+                        : "without its own appends \(TransactionShape.describe(result: expected.values, appends: true)) at the end"
+                    return Violation(checker: name, kind: "internal",
+                                     explanation: "\(Self.describe(entry, shape)) read \(TransactionShape.describe(result: results[index], appends: shape.appends)) from k\(step.key) in step \(index + 1), \(what)",
+                                     events: Self.events(entry))
+                }
+            }
+            known[step.key] = (read, true)
         }
         return nil
     }
 
-    func finish(_ simulation: Simulator) -> Violation? {
+    public func finish(_ simulation: Simulator) -> Violation? {
         let history = simulation.history
         // Value → who wrote it: the history entry, the step and the register or list.
         var writers: [Int64: (entry: Int, step: Int, key: UInt64)] = [:]
@@ -884,7 +949,7 @@ final class TransactionChecker: Checker {
                         return Violation(checker: name, kind: "garbage-read", explanation: explanation, events: witnesses)
                     }
                 }
-                if shape.appends {
+                if shape.appends && level >= .readCommitted {
                     if let before = longest[step.key] {
                         let (short, long) = values.count <= before.values.count ? (values, before.values) : (before.values, values)
                         if !long.starts(with: short) {
@@ -898,7 +963,7 @@ final class TransactionChecker: Checker {
                         longest[step.key] = (values, number)
                     }
                 }
-                guard readCommitted, let violation = dirtyRead(entry, number, shape, step: index, values: values, writers: writers, history: history)
+                guard level >= .readCommitted, let violation = dirtyRead(entry, number, shape, step: index, values: values, writers: writers, history: history)
                 else { continue }
                 return violation
             }
@@ -913,10 +978,12 @@ final class TransactionChecker: Checker {
         let shown = TransactionShape.describe(result: entry.reply?.results[index] ?? nil, appends: shape.appends)
         // A register's value, or each transaction whose appends the list holds.
         var sources: [Int] = []
+        var seen = Set<Int>()
         for value in values {
-            guard let writer = writers[value], writer.entry != number, !sources.contains(writer.entry) else { continue }
+            guard let writer = writers[value], writer.entry != number, seen.insert(writer.entry).inserted else { continue }
             sources.append(writer.entry)
         }
+        let held = Set(values)
         for source in sources {
             let writer = history[source]
             guard let writerShape = Self.shape(writer) else { continue }
@@ -928,7 +995,7 @@ final class TransactionChecker: Checker {
             // What that transaction wrote to this register or list, in order.
             let wrote = writerShape.steps.enumerated().filter { $0.element.write && $0.element.key == key }
                 .map { TransactionShape.writtenValue(requestID: writer.request.id, index: $0.offset) }
-            let intermediate = shape.appends ? !wrote.allSatisfy(values.contains) : values.last != wrote.last
+            let intermediate = shape.appends ? !wrote.allSatisfy(held.contains) : values.last != wrote.last
             if intermediate {
                 return Violation(checker: name, kind: "intermediate-read",
                                  explanation: "\(Self.describe(entry, shape)) read \(shown) from k\(key), a state \(Self.describe(writer, writerShape)) went on to change in the same transaction (G1b)",

@@ -87,8 +87,8 @@ public struct ClientOperation: Equatable, Sendable, Codable {
 }
 
 /// The micro-operations of a transaction (`ClientOperation.Function.txn`), packed into the
-/// operation's key: the count (1…4) in bits 0–2, then 9 bits per micro-operation, whether it
-/// writes and its register (0…255); bit 63 set when the writes append to lists (Maelstrom's
+/// operation's key: the count (1…4) in bits 0–2, then 13 bits per micro-operation, whether it
+/// writes and its register (0…4095); bit 63 set when the writes append to lists (Maelstrom's
 /// txn-list-append) rather than overwrite registers (txn-rw-register). A write's value comes from
 /// the request id and its place in the transaction (`writtenValue`), so no value is written to a
 /// register twice in a run.
@@ -103,33 +103,35 @@ public struct TransactionShape: Equatable, Sendable {
     }
 
     public static let maxSteps = 4
-    public static let maxKeys: UInt64 = 256
+    public static let maxKeys: UInt64 = 4096
     private static let appendsBit: UInt64 = 1 << 63
+    /// Whether it writes, and its register.
+    private static let stepBits = 13
     public var steps: [Step]
     /// Writes append to a list; reads return the list.
     public var appends: Bool
 
     public init(_ steps: [Step], appends: Bool = false) {
         precondition(!steps.isEmpty && steps.count <= Self.maxSteps && steps.allSatisfy { $0.key < Self.maxKeys },
-                     "a transaction has 1…4 steps on registers 0…255")
+                     "a transaction has 1…4 steps on registers 0…4095")
         self.steps = steps
         self.appends = appends
     }
 
     public init?(packed: UInt64) {
         let count = Int(packed & 7)
-        guard count >= 1 && count <= Self.maxSteps, (packed & ~Self.appendsBit) >> UInt64(3 + 9 * count) == 0 else { return nil }
+        guard count >= 1 && count <= Self.maxSteps, (packed & ~Self.appendsBit) >> UInt64(3 + Self.stepBits * count) == 0 else { return nil }
         appends = packed & Self.appendsBit != 0
         steps = (0..<count).map { index in
-            let bits = packed >> UInt64(3 + 9 * index)
-            return Step(write: bits & 1 == 1, key: (bits >> 1) & 0xFF)
+            let bits = packed >> UInt64(3 + Self.stepBits * index)
+            return Step(write: bits & 1 == 1, key: (bits >> 1) & (Self.maxKeys - 1))
         }
     }
 
     public var packed: UInt64 {
         var value = UInt64(steps.count) | (appends ? Self.appendsBit : 0)
         for (index, step) in steps.enumerated() {
-            value |= ((step.key << 1) | (step.write ? 1 : 0)) << UInt64(3 + 9 * index)
+            value |= ((step.key << 1) | (step.write ? 1 : 0)) << UInt64(3 + Self.stepBits * index)
         }
         return value
     }
@@ -185,12 +187,15 @@ public struct Reply: Equatable, Sendable {
     /// register value (one element; nil: never written) or list, a write's value. Empty for
     /// other operations.
     public var results: [[Int64]?] = []
+    /// The reads in `results` returned lists (txn-list-append), not registers.
+    public var resultsAreLists = false
 
-    public init(outcome: Outcome, value: Int64 = 0, isNil: Bool = false, results: [[Int64]?] = []) {
+    public init(outcome: Outcome, value: Int64 = 0, isNil: Bool = false, results: [[Int64]?] = [], resultsAreLists: Bool = false) {
         self.outcome = outcome
         self.value = value
         self.isNil = isNil
         self.results = results
+        self.resultsAreLists = resultsAreLists
     }
 
     public static func ok(_ value: Int64 = 0) -> Reply { Reply(outcome: .ok, value: value) }
@@ -201,7 +206,7 @@ public struct Reply: Equatable, Sendable {
         var bytes: [UInt8] = [isNil ? 1 : 0]
         ByteWriter.appendVarint(ByteWriter.zigzag(value), to: &bytes)
         if !results.isEmpty {
-            ByteWriter.appendVarint(UInt64(results.count), to: &bytes)
+            ByteWriter.appendVarint(UInt64(results.count) << 1 | (resultsAreLists ? 1 : 0), to: &bytes)
             for result in results {
                 bytes.append(result == nil ? 1 : 0)
                 ByteWriter.appendVarint(UInt64(result?.count ?? 0), to: &bytes)
@@ -211,10 +216,12 @@ public struct Reply: Equatable, Sendable {
         return bytes
     }
 
-    /// A transaction's step results from a completion's payload (`encoded`): nil when it has none.
-    public static func decodeResults(_ bytes: [UInt8]) -> [[Int64]?]? {
+    /// A transaction's step results from a completion's payload (`encoded`), and whether its
+    /// reads returned lists: nil when it has none.
+    public static func decodeResults(_ bytes: [UInt8]) -> (results: [[Int64]?], lists: Bool)? {
         var reader = ByteReader(bytes)
-        guard reader.byte() != nil, reader.varint() != nil, let count = reader.varint(), count <= 64 else { return nil }
+        guard reader.byte() != nil, reader.varint() != nil, let header = reader.varint(), header >> 1 <= 64 else { return nil }
+        let count = header >> 1
         var results: [[Int64]?] = []
         for _ in 0..<count {
             // Each element takes a byte at least: a length beyond what is left is damage.
@@ -226,7 +233,7 @@ public struct Reply: Equatable, Sendable {
             }
             results.append(isNil == 1 ? nil : values)
         }
-        return results
+        return (results, header & 1 == 1)
     }
 }
 

@@ -49,9 +49,9 @@ final class ExternalNodeTests: XCTestCase {
             ("--local-counter", "pn-counter", "pn-counter/lost-increment", []),
             ("--g-set --lose-broadcasts", "g-set", "g-set/lost-element", ["--nodes", "3", "--clients", "2", "--failure-rate", "1"]),
             ("--local-kafka", "kafka", "kafka/duplicate-offset", []),
-            ("--reads-first", "txn-rw-register", "txn-rw-register/internal", []),
-            ("--dirty-txn", "txn-list-append", "txn-list-append/incompatible-order", []),
-            ("--dirty-txn", "txn-rw-register", "txn-rw-register/", ["--option", "read_committed=1"]),
+            ("--reads-first", "txn-rw-register", "txn-rw-register/internal", ["--option", "isolation=2"]),
+            ("--dirty-txn", "txn-list-append", "txn-list-append/", ["--option", "isolation=1"]),
+            ("--dirty-txn", "txn-rw-register", "txn-rw-register/", ["--option", "isolation=1"]),
             ("--lose-broadcasts", "broadcast", "broadcast/lost-message", ["--nodes", "3", "--clients", "2", "--failure-rate", "1"]),
         ]
         for item in cases {
@@ -70,7 +70,7 @@ final class ExternalNodeTests: XCTestCase {
         XCTAssertEqual(dirty.status, 0, dirty.stdout + dirty.stderr)
         // ... and found under read committed.
         let committed = try CLI.run(["run", "--node-cmd", try python("--dirty-txn"), "--workload", "txn-rw-register",
-                                     "--option", "read_committed=1"] + longer)
+                                     "--option", "isolation=1"] + longer)
         XCTAssertEqual(committed.status, 1, committed.stdout + committed.stderr)
         XCTAssertTrue(committed.stdout.contains("(G1a)") || committed.stdout.contains("(G1b)"), committed.stdout)
 

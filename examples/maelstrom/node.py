@@ -14,12 +14,13 @@ Flags (planted bugs, to see ChaosTrace find them):
   --local-counter    g-counter reads return this node's own adds only (lost increments);
                      implies --g-counter
   --local-kafka      serve kafka from each node's own log (the same offset handed out twice)
-  --reads-first      run a txn's reads before its writes (a txn misses its own writes)
+  --reads-first      run a txn's reads before its writes (a txn misses its own writes: found
+                     with --option isolation=2)
   --dirty-txn        run txns on each node's own registers, copying every write to the other
                      nodes at once, and abort a txn whose last step writes k0 after applying the
                      steps before it (other txns read aborted and overwritten writes: fine for
-                     read uncommitted, found with --option read_committed=1; lists end up in
-                     different orders on different nodes: always found)
+                     read uncommitted, found with --option isolation=1, as are lists that end up
+                     in different orders on different nodes)
 
 g-counter and pn-counter (run with --g-counter: their read looks like broadcast's) keep each
 node's total under its own key in the seq-kv service, and a read sums them. g-set (run with

@@ -121,7 +121,7 @@ enum Exports {
                 guard let (client, operation) = invocations.removeValue(forKey: event.id) else { return true }
                 let type = [1: ":ok", 2: ":fail", 3: ":info"][event.peer] ?? ":info"
                 var shown = operation.function == .txn
-                    ? transaction(operation, request: event.id, results: event.peer == 1 ? Reply.decodeResults(Array(event.payload)) : nil)
+                    ? transaction(operation, request: event.id, results: event.peer == 1 ? Reply.decodeResults(Array(event.payload))?.results : nil)
                     : value(operation)
                 // A completed read, echo or generate shows what came back (a write, cas or add
                 // shows what it was asked to do, as in Jepsen).

@@ -88,10 +88,12 @@ struct RunCommand: ParsableCommand {
             if let settle = options["settle_s"], !ExternalSystem.settleSecondsRange.contains(settle) {
                 throw ValidationError("--option settle_s must be between \(ExternalSystem.settleSecondsRange.lowerBound) and \(ExternalSystem.settleSecondsRange.upperBound) seconds")
             }
-            if let level = options["read_committed"] {
-                guard level == 0 || level == 1 else { throw ValidationError("--option read_committed must be 0 (read uncommitted: the default) or 1") }
+            if let level = options["isolation"] {
+                guard TransactionChecker.Level(rawValue: level) != nil else {
+                    throw ValidationError("--option isolation must be \(TransactionChecker.Level.names)")
+                }
                 guard [Workload.txnRWRegister, .txnListAppend].map(\.rawValue).contains(workload) else {
-                    throw ValidationError("--option read_committed sets what the txn-rw-register and txn-list-append workloads check; it does not apply to \(workload)")
+                    throw ValidationError("--option isolation sets what the txn-rw-register and txn-list-append workloads are judged against; it does not apply to \(workload)")
                 }
             }
             if let keys = options["keys"], [Workload.txnRWRegister, .txnListAppend].map(\.rawValue).contains(workload),
