@@ -130,10 +130,7 @@ enum EventFormatting {
             // A transaction: what each step returned.
             if let (results, lists) = Reply.decodeResults(event.payload), !results.isEmpty {
                 // A register's value or nil, a list in brackets (a write: its value).
-                return "ok [" + results.map { result in
-                    guard let result else { return lists ? "[]" : "nil" }
-                    return result.count == 1 && !lists ? String(result[0]) : "[" + result.map(String.init).joined(separator: " ") + "]"
-                }.joined(separator: ", ") + "]"
+                return "ok [" + results.map { TransactionShape.describe(result: $0, appends: lists) }.joined(separator: ", ") + "]"
             }
             return isNil == 1 ? "ok absent" : "ok \(ByteWriter.unzigzag(value))"
         case Outcome.fail.rawValue: return "fail"

@@ -98,8 +98,7 @@ enum Exports {
                 if step.write { return "[:\(shape.writeName) \(step.key) \(TransactionShape.writtenValue(requestID: request, index: index))]" }
                 // Unknown (an invocation): nil. Known: a register's value or nil, a list.
                 guard let results, index < results.count else { return "[:r \(step.key) nil]" }
-                guard let read = results[index] else { return "[:r \(step.key) \(shape.appends ? "[]" : "nil")]" }
-                return "[:r \(step.key) " + (shape.appends ? "[" + read.map(String.init).joined(separator: " ") + "]" : read.first.map(String.init) ?? "nil") + "]"
+                return "[:r \(step.key) \(TransactionShape.describe(result: results[index], appends: shape.appends))]"
             }
             return "[" + steps.joined(separator: " ") + "]"
         }
