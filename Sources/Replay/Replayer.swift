@@ -48,6 +48,11 @@ public final class Replayer {
     let decisionMessages: [UInt64?]
     /// For each workload decision, the client operation it was drawn for (client << 32 | ordinal).
     let decisionOperations: [UInt64?]
+    /// For a run the wall clock stopped (`run --max-seconds`): after how many events the clock said
+    /// so, and why. The clock is asked every 1,024 events and the run stops when the step under
+    /// way is done, so it said so at the last multiple of 1,024 before the run's closing (a digest
+    /// per node and the end); a replay whose clock says so there stops in the same place.
+    let recordedStop: (events: UInt64, reason: String)?
 
     /// Reads the run's configuration and decisions. Fails when the run was not recorded by the
     /// simulator (no configuration at its start).
@@ -128,6 +133,18 @@ public final class Replayer {
         self.decisionMessages = messages
         self.decisionOperations = operations
         self.recordedViolation = violation
+        let closing = UInt64(configuration.nodes) + 1
+        if info.verdict == "stopped", let summary = info.summary, summary.hasPrefix("wall-time budget"), info.eventCount > closing {
+            recordedStop = ((info.eventCount - closing) / 1024 * 1024, summary)
+        } else {
+            recordedStop = nil
+        }
+    }
+
+    /// Makes `simulator` stop where the recording was stopped by the wall clock, if it was.
+    private func stopAsRecorded(_ simulator: Simulator) {
+        guard let recordedStop else { return }
+        simulator.wallTimeLimit = (recordedStop.reason, { [unowned simulator] in simulator.eventCount >= recordedStop.events })
     }
 
     /// Replays with systems made by `makeSystem`. A strict replay first runs once and compares the
@@ -139,6 +156,7 @@ public final class Replayer {
         let configuration = override ?? self.configuration
         if mode == .strict, until == nil, let recordedDigest = info.digest {
             let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: nil)
+            stopAsRecorded(simulator)
             let feed = StrictFeed(keys: decisionKeys, values: decisionValues)
             simulator.setDecisionFeed(feed)
             let result = simulator.run()
@@ -162,6 +180,7 @@ public final class Replayer {
                        mode: Mode = .strict, until: UInt64? = nil, recorder: RunRecorder? = nil) throws -> ReplayReport {
         let configuration = override ?? self.configuration
         let simulator = Simulator(configuration: configuration, system: system, recorder: recorder)
+        stopAsRecorded(simulator)
         let cursor = RunCursor(reader: try store.reader(run: info.id))
         var report = ReplayReport(run: info.id, identical: true, events: 0, recordedEvents: info.eventCount,
                                   recordedViolation: recordedViolation, violation: nil, violationReproduced: false,

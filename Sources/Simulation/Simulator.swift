@@ -208,13 +208,12 @@ public final class Simulator {
                 stop(reason: "recording failed: \(failure)")
             }
         }
-        if eventCount >= configuration.maxEvents && !stopped {
-            stop(reason: "event budget of \(configuration.maxEvents) reached")
-            budgetEnded = true
-        }
-        if eventCount & 1023 == 0, let wallTimeLimit, !stopped, wallTimeLimit.expired() {
-            stop(reason: wallTimeLimit.reason)
-            budgetEnded = true
+        if budgetReason == nil && !stopped {
+            if eventCount >= configuration.maxEvents {
+                budgetReason = "event budget of \(configuration.maxEvents) reached"
+            } else if eventCount & 1023 == 0, let wallTimeLimit, wallTimeLimit.expired() {
+                budgetReason = wallTimeLimit.reason
+            }
         }
         return number
     }
@@ -241,6 +240,15 @@ public final class Simulator {
 
     /// The event budget ended the run (`SimulationResult.Verdict.stopped`).
     private var budgetEnded = false
+    /// A budget ran out during the step under way: the run stops when that step is done, so that
+    /// every event the step made is recorded and a replay stops in the same place.
+    private var budgetReason: String?
+
+    private func stopIfOverBudget() {
+        guard let budgetReason, !stopped else { return }
+        stop(reason: budgetReason)
+        budgetEnded = true
+    }
 
     /// A circuit breaker on the wall clock, set by whoever runs the simulation (`run
     /// --max-seconds`): asked every 1,024 events, it ends the run, not judged, when it expires.
@@ -291,6 +299,7 @@ public final class Simulator {
         while !stopped, let entry = nextEntry() {
             time = entry.time
             dispatch(entry)
+            if budgetReason != nil { stopIfOverBudget() }
         }
         return finish()
     }
@@ -311,6 +320,7 @@ public final class Simulator {
         while !stopped, let next = queue.first, next.time <= limit, let entry = nextEntry() {
             time = entry.time
             dispatch(entry)
+            if budgetReason != nil { stopIfOverBudget() }
         }
         if !stopped && limit > time { time = limit }
     }

@@ -171,6 +171,36 @@ final class ReplayTests: StoreTestCase {
         XCTAssertEqual(withBug.missing, 0)
     }
 
+    /// A run a budget stopped ends when the step under way is done, with every event of it
+    /// recorded; its replay stops in the same place (for the wall clock, where the recording says
+    /// the clock ran out) and is identical.
+    func testRunsStoppedByABudgetReplayIdentically() throws {
+        var configuration = configuration(RaftSystem.self, seed: 6, suite: .distributed, short: false)
+        configuration.durationNanoseconds = 600_000_000_000
+        // By the wall clock: it runs out at the clock's fifth asking (after 5,120 events).
+        let recorder = try store.beginRun(seed: configuration.seed, configuration: "{}", toolVersion: "test")
+        let simulator = Simulator(configuration: configuration, system: RaftSystem(configuration: configuration), recorder: recorder)
+        var asked = 0
+        simulator.wallTimeLimit = ("wall-time budget of 1 s reached", { asked += 1; return asked >= 5 })
+        let byClock = simulator.run()
+        XCTAssertEqual(byClock.verdict, .stopped)
+        XCTAssertGreaterThanOrEqual(byClock.events, 5 * 1024)
+        // By the event budget, which runs out in the middle of a step.
+        configuration.maxEvents = 3_001
+        let (budgetRun, byBudget) = try record(configuration, RaftSystem.self)
+        XCTAssertEqual(byBudget.verdict, .stopped)
+        XCTAssertGreaterThanOrEqual(byBudget.events, 3_001)
+        for (run, result) in [(recorder.runID, byClock), (budgetRun, byBudget)] {
+            let replayer = try Replayer(store: store, run: run)
+            XCTAssertEqual(try store.run(run).eventCount, result.events, "every event of the last step is recorded")
+            let fast = try replayer.replay(makeSystem: { RaftSystem(configuration: $0) })
+            XCTAssertTrue(fast.identical, String(describing: fast.firstDivergence))
+            let stepwise = try replayer.replay(system: RaftSystem(configuration: replayer.configuration))
+            XCTAssertTrue(stepwise.identical, String(describing: stepwise.firstDivergence))
+            XCTAssertEqual(stepwise.events, result.events)
+        }
+    }
+
     func testReplayStopsAtTheRequestedEvent() throws {
         let (run, _) = try record(EchoSystem.self, seed: 2, suite: .nodes)
         let replayer = try Replayer(store: store, run: run)

@@ -40,7 +40,7 @@ struct RunCommand: ParsableCommand {
     @Option(parsing: .unconditional, help: "Stop a run after this many events (circuit breaker; such a run is not judged).") var maxEvents: UInt64 = 50_000_000
     @Option(parsing: .unconditional, help: ArgumentHelp(
         "Stop a run after this many wall-clock seconds (circuit breaker, 0: none; such a run is not judged).",
-        discussion: "For external nodes that send on their own timers, which a simulation cannot keep up with."))
+        discussion: "For external nodes that send on their own timers, which a simulation cannot keep up with. A run it stops ends with the step under way; the trace records where, and 'replay' stops there too."))
     var maxSeconds: Double = 0
     @Option(help: ArgumentHelp("A system option, e.g. fanout=4 (repeatable).", valueName: "KEY=VALUE")) var option: [String] = []
     @Option(help: ArgumentHelp("Run every node as this external program speaking the Maelstrom protocol (JSON lines on stdin/stdout). Needs --workload.", valueName: "CMD"))
