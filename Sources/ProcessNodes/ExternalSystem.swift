@@ -26,8 +26,9 @@ import Simulation
 /// - `txn-rw-register`: `txn` of one to four reads and writes of a few registers, and
 ///   `txn-list-append`: the same with `append` to lists; judged at the isolation level asked
 ///   for with `--option isolation=N` (`TransactionChecker`).
-/// Maelstrom's key-value services `seq-kv`, `lin-kv` and `lww-kv` are there to talk to: one
-/// linearizable store each, answering at once (they are not partitioned or delayed).
+/// Maelstrom's key-value services `seq-kv`, `lin-kv` and `lww-kv` are there to talk to (one
+/// linearizable store each) and its timestamp oracle `lin-tso`, all answering at once (they are
+/// not partitioned or delayed).
 public struct ExternalSystem: SystemDefinition {
     public static let name = "external"
     public static let bugs: [String] = []
@@ -1008,15 +1009,26 @@ public final class TransactionChecker: Checker {
 
 // MARK: - Services
 
-/// Maelstrom's key-value services, shared by every node of a run: `read`, `write`, `cas`
-/// (with `create_if_not_exists`). Each is one linearizable store (stricter than `seq-kv` or
-/// `lww-kv` need be, which a correct node must accept).
+/// Maelstrom's services, shared by every node of a run. The key-value services `lin-kv`,
+/// `seq-kv` and `lww-kv`: `read`, `write`, `cas` (with `create_if_not_exists`), each one
+/// linearizable store (stricter than `seq-kv` or `lww-kv` need be, which a correct node must
+/// accept). The timestamp oracle `lin-tso`: `ts` answers `ts_ok` with a timestamp greater than
+/// every one it gave before.
 final class Services {
-    static let names = ["lin-kv", "seq-kv", "lww-kv"]
+    static let names = ["lin-kv", "seq-kv", "lww-kv", "lin-tso"]
     /// Service → canonical key text → value.
     private var stores: [String: [String: Any]] = [:]
+    /// The last timestamp `lin-tso` gave.
+    private var timestamp: Int64 = 0
 
     func handle(service: String, _ body: [String: Any]) -> [String: Any] {
+        if service == "lin-tso" {
+            guard body["type"] as? String == "ts" else {
+                return ["type": "error", "code": 10, "text": "lin-tso does not support \(body["type"] as? String ?? "this"); it answers ts"]
+            }
+            timestamp += 1
+            return ["type": "ts_ok", "ts": timestamp]
+        }
         let key = Maelstrom.text(body["key"])
         var store = stores[service] ?? [:]
         defer { stores[service] = store }

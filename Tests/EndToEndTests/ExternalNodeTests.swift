@@ -21,7 +21,7 @@ final class ExternalNodeTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = directory.appendingPathComponent("runs.trace").path
         // lin-kv last: the check of its messages below looks at the latest run.
-        for (workload, flags) in [("echo", ""), ("unique-ids", ""), ("g-counter", "--g-counter"), ("pn-counter", "--g-counter"),
+        for (workload, flags) in [("echo", ""), ("unique-ids", ""), ("unique-ids", "--tso-ids"), ("g-counter", "--g-counter"), ("pn-counter", "--g-counter"),
                                   ("g-set", "--g-set"), ("kafka", ""), ("txn-rw-register", ""), ("txn-list-append", ""),
                                   ("lin-kv", "")] {
             let run = try CLI.run(["run", "--node-cmd", try python(flags), "--workload", workload, "--seed", "3", "--store", store, "--json"] + short)

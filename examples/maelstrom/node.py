@@ -6,6 +6,9 @@ It reads one JSON message per line on stdin and writes JSON lines on stdout, lik
 Maelstrom drives. `chaostrace run --node-cmd 'python3 examples/maelstrom/node.py' --workload W`
 runs a cluster of them under faults.
 
+Flags:
+  --tso-ids          take unique ids from the lin-tso timestamp service
+
 Flags (planted bugs, to see ChaosTrace find them):
   --lose-broadcasts  forward a broadcast (or g-set element) to neighbours once and never retry
                      (lost under partitions)
@@ -166,6 +169,12 @@ for line in sys.stdin:
         reply(message, {"type": "init_ok"})
     elif kind == "echo":
         reply(message, {"type": "echo_ok", "echo": body["echo"]})
+    elif kind == "generate" and "--tso-ids" in flags:
+        waiting[send("lin-tso", {"type": "ts"})] = {"client": message}
+    elif message["src"] == "lin-tso":
+        state = waiting.pop(body.get("in_reply_to"), None)
+        if state is not None and kind == "ts_ok":
+            reply(state["client"], {"type": "generate_ok", "id": body["ts"]})
     elif kind == "generate":
         counter += 1
         if "--bad-ids" in flags:
