@@ -1,7 +1,8 @@
 import Foundation
 
-/// Reads client histories: Jepsen's EDN (one map per line, or a vector of maps) and JSON lines
-/// with the same fields (`process`, `type`, `f`, `value`, optional `key`).
+/// Reads client histories: Jepsen's EDN (one map per line, or a vector of maps), JSON lines
+/// with the same fields (`process`, `type`, `f`, `value`, optional `key`), and Jepsen's
+/// tab-separated text history (`history.txt`, or the operation lines of a test's log).
 /// Processes named rather than numbered: the nemesis (`:nemesis`, "nemesis") is not a client and
 /// its entries are left out; any other name is a client of its own, numbered -1, -2, … in the
 /// order the names first appear (apart from the integers that other processes use).
@@ -46,7 +47,72 @@ public enum HistoryParser {
             }
             return try entries(fromJSON: objects)
         }
+        if looksLikeJepsenLog(text) { return try parseJepsenLog(text) }
         return try parseEDN(text)
+    }
+
+    // MARK: Jepsen's text history
+
+    /// The operation types of a tab-separated history line.
+    private static let logTypes: Set<Substring> = [":invoke", ":ok", ":fail", ":info"]
+
+    /// Whether `text` is Jepsen's tab-separated history (`history.txt`, or the operations in a
+    /// test's log): a line with a process, a type and a function separated by tabs.
+    static func looksLikeJepsenLog(_ text: String) -> Bool {
+        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).prefix(200) {
+            if logOperation(line) != nil { return true }
+        }
+        return false
+    }
+
+    /// The fields of one operation line: `PROCESS<tab>:TYPE<tab>:F<tab>VALUE[<tab>ERROR]`, where the
+    /// process may follow a log prefix (`INFO  jepsen.util - 3<tab>:invoke<tab>:read<tab>nil`).
+    private static func logOperation(_ line: Substring) -> (process: Substring, type: Substring, function: Substring, value: Substring)? {
+        let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
+        guard fields.count >= 4 else { return nil }
+        let type = fields[1].trimmingCharacters(in: .whitespaces)
+        let function = fields[2].trimmingCharacters(in: .whitespaces)
+        guard logTypes.contains(Substring(type)), function.count > 1, function.first == ":",
+              let process = fields[0].split(whereSeparator: { $0 == " " }).last else { return nil }
+        return (process, Substring(type), Substring(function), fields[3])
+    }
+
+    /// Reads Jepsen's tab-separated history: the operation lines of `history.txt` or of a test's
+    /// log (the lines `jepsen.util` logs); every other line of a log is passed over. Values are
+    /// EDN (`nil`, `3`, `[1 2]`); a completion's error, after a fifth tab, is not needed. The
+    /// nemesis's lines are left out, as in EDN.
+    public static func parseJepsenLog(_ text: String) throws -> [RawHistoryEntry] {
+        var found: [(process: Substring, type: Substring, function: Substring, value: Substring, line: Int)] = []
+        // "\r\n" is one Character, which "\n" alone does not match.
+        for (index, line) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
+            if let operation = logOperation(line) {
+                found.append((operation.process, operation.type, operation.function, operation.value, index + 1))
+            }
+        }
+        var names = ProcessNames()
+        for operation in found {
+            if let number = Int(operation.process) { names.reserve(number) }
+        }
+        return try found.map { operation in
+            let kind = RawHistoryEntry.Kind(rawValue: String(operation.type.dropFirst()))!
+            let function = String(operation.function.dropFirst())
+            let process = Int(operation.process) ?? names.process(named: String(operation.process))
+            guard process != nil else {
+                return RawHistoryEntry(process: nil, kind: kind, function: function, value: .none, key: nil, line: operation.line)
+            }
+            var reader = EDNReader(Array(operation.value.utf8))
+            reader.line = operation.line
+            let value: Value
+            if operation.value.allSatisfy({ $0 == " " }) {
+                value = .none
+            } else {
+                guard let form = try reader.nextForm() else {
+                    throw HistoryError(message: "operation has no value after its third tab", line: operation.line)
+                }
+                value = try form.form.value(line: operation.line)
+            }
+            return RawHistoryEntry(process: process, kind: kind, function: function, value: value, key: nil, line: operation.line)
+        }
     }
 
     // MARK: EDN
@@ -118,7 +184,8 @@ public enum HistoryParser {
 
     public static func parseJSONLines(_ text: String) throws -> [RawHistoryEntry] {
         var objects: [(fields: [String: JSONNode], line: Int)] = []
-        for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character, which "\n" alone does not match.
+        for (index, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let line = rawLine.trimmingCharacters(in: .whitespaces)
             if line.isEmpty { continue }
             var reader = JSONReader(bytes: Array(line.utf8))

@@ -195,6 +195,7 @@ final class LinearizabilityTests: XCTestCase {
         {"process": "nemesis", "type": "info", "f": "stop", "value": null}
         """
         XCTAssertNotNil(failure(try verdict(.register, jsonLines)))
+        XCTAssertNotNil(failure(try verdict(.register, jsonLines.replacingOccurrences(of: "\n", with: "\r\n"))), "Windows line ends")
         XCTAssertTrue(isLinearizable(try verdict(.register, jsonLines.replacingOccurrences(of: "\"value\": 5", with: "\"value\": 3"))))
     }
 
@@ -224,6 +225,38 @@ final class LinearizabilityTests: XCTestCase {
         {:process "c1", :type :ok, :f :write, :value 2}
         """
         XCTAssertEqual(try HistoryModel.register.operations(from: named).count, 2)
+    }
+
+    func testJepsensTextHistoryAndLogLinesAreRead() throws {
+        // A test's log: its other lines are passed over, the nemesis is left out, a timed-out
+        // write stays indeterminate (its :info line carries the error where the value goes),
+        // and a failed CAS did not happen. The read of 4 needs the timed-out write of 4.
+        let log = [
+            "2017-03-01 10:00:00,000{GMT}\tINFO\t[jepsen worker 0] jepsen.core: Running test",
+            "INFO  jepsen.util - 0\t:invoke\t:write\t3",
+            "INFO  jepsen.util - 0\t:ok\t:write\t3",
+            "INFO  jepsen.util - :nemesis\t:info\t:start\tnil",
+            "INFO  jepsen.util - 1\t:invoke\t:write\t4",
+            "INFO  jepsen.util - 1\t:info\t:write\t:timed-out",
+            "INFO  jepsen.util - 2\t:invoke\t:cas\t[4 1]",
+            "INFO  jepsen.util - 2\t:fail\t:cas\t[4 1]",
+            "INFO  jepsen.util - 3\t:invoke\t:read\tnil",
+            "INFO  jepsen.util - 3\t:ok\t:read\t4",
+        ].joined(separator: "\n")
+        XCTAssertEqual(try HistoryModel.casRegister.operations(from: log).count, 3)
+        XCTAssertTrue(isLinearizable(try verdict(.casRegister, log)))
+        // Without the timed-out write, the read of 4 is impossible; the failure names its lines.
+        let lost = log.replacingOccurrences(of: ":write\t4", with: ":write\t5")
+        let found = try XCTUnwrap(failure(try verdict(.casRegister, lost)))
+        XCTAssertTrue(found.culprit?.source.contains("9") ?? false, found.explanation)
+        // history.txt: no log prefix, an error in a fifth field, Windows line ends.
+        let text = "0\t:invoke\t:cas\t[1 2]\r\n0\t:info\t:cas\t[1 2]\t:timed-out\r\n1\t:invoke\t:read\tnil\r\n1\t:ok\t:read\t2\r\n"
+        XCTAssertEqual(try HistoryModel.casRegister.operations(from: text).count, 2)
+        XCTAssertNotNil(failure(try verdict(.casRegister, text)), "nothing ever held 1, so the CAS to 2 could not happen")
+        // A value that is not EDN is an error on its line.
+        XCTAssertThrowsError(try HistoryModel.register.operations(from: "0\t:invoke\t:write\t{:a\n")) { error in
+            XCTAssertEqual((error as? HistoryError)?.line, 1, "\(error)")
+        }
     }
 
     func testJSONValuesKeepTheirTypes() throws {

@@ -5,14 +5,16 @@ import Foundation
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Check a client history for linearizability (Jepsen EDN or JSON lines).",
+        abstract: "Check a client history for linearizability (Jepsen EDN, JSON lines or Jepsen's text history).",
         discussion: """
         A history is a sequence of operations like {:process 0, :type :invoke, :f :write, :value 3} \
         followed by its completion (:ok, :fail — it did not happen — or :info — it may have). \
         A read of nil matches any value. For --model kv, values are [key value] pairs (or ops carry \
         :key), and each key is checked on its own. EDN comes one map per line or as one vector; \
         tagged records (#jepsen.history.Op{...}) and #_ discards are read, and the nemesis's \
-        entries are left out. JSON comes one object per line or as one array. Values are \
+        entries are left out. JSON comes one object per line or as one array. Jepsen's text \
+        history has a line per operation, process, type, function and value separated by tabs \
+        (history.txt; or a test's log, whose other lines are passed over). Values are \
         integers, booleans, strings, keywords and vectors of them; a float is refused.
 
         Exits 0 when linearizable, 1 when not, 2 when the search budget ran out, 65 when the \
