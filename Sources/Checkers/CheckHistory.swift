@@ -10,7 +10,8 @@ public enum HistoryModel: String, CaseIterable, Sendable {
     public func check(_ operations: [HistoryOperation], checker: LinearizabilityChecker = LinearizabilityChecker()) -> LinearizabilityVerdict {
         switch self {
         case .register: checker.check(operations, model: RegisterModel())
-        case .casRegister, .kv: checker.check(operations, model: CASRegisterModel())
+        case .casRegister: checker.check(operations, model: CASRegisterModel())
+        case .kv: checker.check(operations, model: KeyValueModel())
         case .set: checker.check(operations, model: SetModel())
         case .counter: checker.check(operations, model: CounterModel())
         }
@@ -21,7 +22,8 @@ public enum HistoryModel: String, CaseIterable, Sendable {
     public var functions: [HistoryOperation.Function] {
         switch self {
         case .register: [.read, .write]
-        case .casRegister, .kv: [.read, .write, .cas]
+        case .casRegister: [.read, .write, .cas]
+        case .kv: [.read, .write, .cas, .append]
         case .set, .counter: [.read, .add]
         }
     }
@@ -37,7 +39,7 @@ public enum HistoryModel: String, CaseIterable, Sendable {
                                + "(model \(rawValue) would judge every key as one object)", line: entry.line)
         }
         for entry in entries where entry.process != nil {
-            guard let function = HistoryOperation.Function(rawValue: entry.function) else { continue }
+            guard let function = HistoryOperation.Function(named: entry.function) else { continue }
             guard functions.contains(function) else {
                 let others = HistoryModel.allCases.filter { $0.functions.contains(function) }.map(\.rawValue)
                 throw HistoryError(message: "model \(rawValue) has no :\(entry.function) operations (it has "

@@ -24,7 +24,19 @@ public indirect enum Value: Hashable, Sendable, CustomStringConvertible {
 
 /// One operation of a history: its invocation and, unless it is indeterminate, its completion.
 public struct HistoryOperation: Sendable, Equatable {
-    public enum Function: String, Sendable { case read, write, cas, add }
+    public enum Function: String, Sendable {
+        case read, write, cas, add, append
+
+        /// The function a history names: its own name, or `get` (a read) and `put` (a write), as
+        /// Porcupine's key-value histories call them.
+        public init?(named name: String) {
+            switch name {
+            case "get": self = .read
+            case "put": self = .write
+            default: self.init(rawValue: name)
+            }
+        }
+    }
 
     public var process: Int
     public var function: Function
@@ -91,8 +103,8 @@ public enum History {
         var slots: [Int: Int] = [:]  // process → index in operations of its open operation
         for (position, entry) in entries.enumerated() {
             guard let process = entry.process else { continue }
-            guard let function = HistoryOperation.Function(rawValue: entry.function) else {
-                throw HistoryError(message: "unknown function :\(entry.function) (expected read, write, cas or add)", line: entry.line)
+            guard let function = HistoryOperation.Function(named: entry.function) else {
+                throw HistoryError(message: "unknown function :\(entry.function) (expected read, write, cas, add, or for --model kv get, put and append)", line: entry.line)
             }
             var key = entry.key
             var value = entry.value

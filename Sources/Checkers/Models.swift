@@ -26,7 +26,7 @@ public struct RegisterModel: Model {
         switch operation.function {
         case .write: operation.input
         case .read: readMatches(operation.output, state) ? state : nil
-        case .cas, .add: nil
+        case .cas, .add, .append: nil
         }
     }
     public func describe(_ state: Value) -> String { "value \(state)" }
@@ -44,7 +44,32 @@ public struct CASRegisterModel: Model {
         case .cas:
             guard let pair = operation.input.list, pair.count == 2 else { return nil }
             return state == pair[0] ? pair[1] : nil
-        case .add: return nil
+        case .add, .append: return nil
+        }
+    }
+    public func describe(_ state: Value) -> String { "value \(state)" }
+}
+
+/// One key of a key-value store (`--model kv` checks each key alone): a register with
+/// compare-and-set, and the string store of Porcupine's key-value histories (`:get`, `:put`,
+/// `:append` of a string to the value; a key never written reads as "").
+public struct KeyValueModel: Model {
+    public let name = "kv"
+    public let initial: Value = .none
+    public init() {}
+    public func step(_ state: Value, _ operation: HistoryOperation) -> Value? {
+        switch operation.function {
+        case .append:
+            guard case .string(let suffix) = operation.input else { return nil }
+            switch state {
+            case .none: return .string(suffix)
+            case .string(let value): return .string(value + suffix)
+            default: return nil
+            }
+        case .read where operation.output == .string(""):
+            return state == .none || state == .string("") ? state : nil
+        default:
+            return CASRegisterModel().step(state, operation)
         }
     }
     public func describe(_ state: Value) -> String { "value \(state)" }
@@ -64,7 +89,7 @@ public struct SetModel: Model {
             if operation.output == .none { return state }
             guard let read = operation.output.list else { return nil }
             return Set(read) == Set(state) ? state : nil
-        case .write, .cas: return nil
+        case .write, .cas, .append: return nil
         }
     }
     public func describe(_ state: [Value]) -> String { "set #{" + state.map(\.description).joined(separator: " ") + "}" }
@@ -83,7 +108,7 @@ public struct CounterModel: Model {
         case .read:
             if operation.output == .none { return state }
             return operation.output.int == state ? state : nil
-        case .write, .cas: return nil
+        case .write, .cas, .append: return nil
         }
     }
     public func describe(_ state: Int64) -> String { "total \(state)" }

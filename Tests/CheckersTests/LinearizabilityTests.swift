@@ -141,6 +141,36 @@ final class LinearizabilityTests: XCTestCase {
         XCTAssertEqual(found.operations.count, 2)
     }
 
+    func testKeyValueHistoriesWithGetPutAndAppend() throws {
+        // Porcupine's key-value histories: :get, :put, and :append of a string to the value; a
+        // key never written reads as "". Two appends run concurrently, so either order is fine.
+        let history = """
+        {:process 0, :type :invoke, :f :get, :key "k", :value nil}
+        {:process 0, :type :ok, :f :get, :key "k", :value ""}
+        {:process 0, :type :invoke, :f :append, :key "k", :value "a"}
+        {:process 1, :type :invoke, :f :append, :key "k", :value "b"}
+        {:process 0, :type :ok, :f :append, :key "k", :value "a"}
+        {:process 1, :type :ok, :f :append, :key "k", :value "b"}
+        {:process 2, :type :invoke, :f :get, :key "k", :value nil}
+        {:process 2, :type :ok, :f :get, :key "k", :value "ba"}
+        {:process 0, :type :invoke, :f :put, :key "j", :value "x"}
+        {:process 0, :type :ok, :f :put, :key "j", :value "x"}
+        {:process 1, :type :invoke, :f :append, :key "j", :value "y"}
+        {:process 1, :type :ok, :f :append, :key "j", :value "y"}
+        {:process 2, :type :invoke, :f :get, :key "j", :value nil}
+        {:process 2, :type :ok, :f :get, :key "j", :value "xy"}
+        """
+        XCTAssertTrue(isLinearizable(try verdict(.kv, history)))
+        // An append lost: the read after both saw only one.
+        let lost = try XCTUnwrap(failure(try verdict(.kv, history.replacingOccurrences(of: ":value \"xy\"", with: ":value \"y\""))))
+        XCTAssertEqual(lost.key, .string("j"))
+        // An empty read after a write is stale.
+        XCTAssertNotNil(failure(try verdict(.kv, history.replacingOccurrences(of: ":value \"ba\"", with: ":value \"\""))))
+        // Only the kv model appends.
+        XCTAssertThrowsError(try HistoryModel.casRegister.operations(from: history.replacingOccurrences(of: ":key \"k\", ", with: "")
+            .replacingOccurrences(of: ":key \"j\", ", with: "")))
+    }
+
     func testSetAndCounterModels() throws {
         let set = """
         {"process": 0, "type": "invoke", "f": "add", "value": 1}

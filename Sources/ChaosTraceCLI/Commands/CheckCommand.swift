@@ -10,7 +10,9 @@ struct CheckCommand: ParsableCommand {
         A history is a sequence of operations like {:process 0, :type :invoke, :f :write, :value 3} \
         followed by its completion (:ok, :fail — it did not happen — or :info — it may have). \
         A read of nil matches any value. For --model kv, values are [key value] pairs (or ops carry \
-        :key), and each key is checked on its own. EDN comes one map per line or as one vector; \
+        :key), and each key is checked on its own; it also has :get, :put and :append (of a \
+        string to the value, a key never written reading as ""), as Porcupine's key-value \
+        histories say. EDN comes one map per line or as one vector; \
         tagged records (#jepsen.history.Op{...}) and #_ discards are read, and the nemesis's \
         entries are left out. JSON comes one object per line or as one array. Jepsen's text \
         history has a line per operation, process, type, function and value separated by tabs \
