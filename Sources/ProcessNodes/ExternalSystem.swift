@@ -834,13 +834,19 @@ final class BroadcastChecker: Checker {
 ///   reads what it writes only in a later step (`future-read`);
 /// - internal: also each transaction sees its own steps: a read returns what its earlier steps
 ///   read or wrote there (a list: with its appends since at the end) — `internal`, as
-///   serializability and snapshot isolation require.
-/// Write cycles (G0, G1c between transactions) are not looked for.
+///   serializability and snapshot isolation require;
+/// - serializable: also no cycle of dependencies between transactions (`TransactionGraph`):
+///   read committed already forbids cycles of ww and wr dependencies (G0, G1c), serializable
+///   also those through rw anti-dependencies (G-single, G2); strict serializable also those
+///   through real time (one transaction completed before another was invoked: `-realtime`).
+///   A list's versions are in the order its longest read shows; a register's order of versions
+///   is unknown, so its transactions have wr dependencies only.
 public final class TransactionChecker: Checker {
     public enum Level: Int, Comparable, Sendable {
-        case readUncommitted = 0, readCommitted = 1, internalConsistency = 2
+        case readUncommitted = 0, readCommitted = 1, internalConsistency = 2, serializable = 3, strictSerializable = 4
         public static func < (a: Level, b: Level) -> Bool { a.rawValue < b.rawValue }
-        public static let names = "0 (read uncommitted, the default), 1 (read committed) or 2 (read committed and internal consistency)"
+        public static let names = "0 (read uncommitted, the default), 1 (read committed), 2 (read committed and internal consistency), "
+            + "3 (serializable) or 4 (strict serializable)"
     }
 
     public let name: String
@@ -969,7 +975,114 @@ public final class TransactionChecker: Checker {
                 return violation
             }
         }
+        guard level >= .readCommitted else { return nil }
+        return dependencyCycle(history, writers: writers, versions: longest.mapValues(\.values))
+    }
+
+    /// A cycle of dependencies the level forbids (`TransactionGraph`), between the acknowledged
+    /// transactions and those of unknown outcome whose writes someone read.
+    private func dependencyCycle(_ history: [HistoryEntry], writers: [Int64: (entry: Int, step: Int, key: UInt64)],
+                                 versions: [UInt64: [Int64]]) -> Violation? {
+        var observed = Set<Int>()
+        for entry in history {
+            guard let (shape, results) = Self.completed(entry) else { continue }
+            for (index, step) in shape.steps.enumerated() where !step.write {
+                for value in results[index] ?? [] { if let writer = writers[value] { observed.insert(writer.entry) } }
+            }
+        }
+        var transactions: [Int] = []
+        var node: [Int: Int] = [:]
+        for (number, entry) in history.enumerated() where Self.shape(entry) != nil {
+            let unknown = entry.reply == nil || entry.reply?.outcome == .info
+            if Self.completed(entry) != nil || (unknown && observed.contains(number)) {
+                node[number] = transactions.count
+                transactions.append(number)
+            }
+        }
+        guard transactions.count > 1 else { return nil }
+        var graph = TransactionGraph(count: transactions.count)
+        // ww: each version of a list and the next.
+        for key in versions.keys.sorted() {
+            let list = versions[key]!
+            for (earlier, later) in zip(list, list.dropFirst()) {
+                if let first = writers[earlier].flatMap({ node[$0.entry] }), let second = writers[later].flatMap({ node[$0.entry] }) {
+                    graph.add(first, second, .ww, key: key)
+                }
+            }
+        }
+        // wr: a read of another's version; rw: the version after the one read is another's.
+        for number in transactions {
+            guard let (shape, results) = Self.completed(history[number]) else { continue }
+            let reader = node[number]!
+            for (index, step) in shape.steps.enumerated() where !step.write {
+                var values = results[index] ?? []
+                // Its own appends at the end are its own doing, not a version it read.
+                while let last = values.last, writers[last]?.entry == number { values.removeLast() }
+                if let last = values.last, let writer = writers[last].flatMap({ node[$0.entry] }) {
+                    graph.add(writer, reader, .wr, key: step.key)
+                }
+                if shape.appends, let list = versions[step.key], values.count < list.count, list.starts(with: values),
+                   let writer = writers[list[values.count]], writer.entry != number, let next = node[writer.entry] {
+                    graph.add(reader, next, .rw, key: step.key)
+                }
+            }
+        }
+        var allowed: Set<TransactionGraph.Dependency> = [.ww, .wr]
+        if let found = graph.anomaly(in: graph.components(allowed: allowed), allowed: allowed) {
+            return cycleViolation(found, transactions, history)
+        }
+        guard level >= .serializable else { return nil }
+        allowed.insert(.rw)
+        if let found = graph.anomaly(in: graph.components(allowed: allowed), allowed: allowed) {
+            return cycleViolation(found, transactions, history)
+        }
+        guard level >= .strictSerializable else { return nil }
+        // realtime: from every transaction that completed before another was invoked. Only the
+        // frontier is linked (the completed transactions no later-completed one follows): the
+        // rest follow by transitivity.
+        var moments: [(time: UInt64, completes: Bool, transaction: Int)] = []
+        for (index, number) in transactions.enumerated() {
+            let entry = history[number]
+            moments.append((entry.invokedAt, false, index))
+            if Self.completed(entry) != nil, let completed = entry.completedAt { moments.append((completed, true, index)) }
+        }
+        // At the same moment, an invocation is not after a completion.
+        moments.sort { ($0.time, $0.completes ? 1 : 0, $0.transaction) < ($1.time, $1.completes ? 1 : 0, $1.transaction) }
+        var frontier: [Int] = []
+        var before = [[Int]](repeating: [], count: transactions.count)
+        for moment in moments {
+            if moment.completes {
+                let covered = Set(before[moment.transaction])
+                frontier.removeAll { covered.contains($0) }
+                frontier.append(moment.transaction)
+            } else {
+                before[moment.transaction] = frontier
+                for earlier in frontier { graph.add(earlier, moment.transaction, .realtime) }
+            }
+        }
+        allowed.insert(.realtime)
+        if let found = graph.anomaly(in: graph.components(allowed: allowed), allowed: allowed) {
+            return cycleViolation(found, transactions, history)
+        }
         return nil
+    }
+
+    private func cycleViolation(_ found: (name: String, cycle: TransactionGraph.Cycle), _ transactions: [Int],
+                                _ history: [HistoryEntry]) -> Violation {
+        var parts: [String] = []
+        var witnesses: [UInt64] = []
+        for (index, step) in found.cycle.enumerated() {
+            let entry = history[transactions[step.transaction]]
+            let shown = Self.shape(entry).map { Self.describe(entry, $0) } ?? "client \(entry.request.client)'s txn"
+            parts.append(shown)
+            let on = step.edge.key.map { " k\($0)" } ?? ""
+            parts.append("—\(step.edge.dependency.name)\(on)→")
+            witnesses += Self.events(entry)
+        }
+        parts.append("the first again")
+        return Violation(checker: name, kind: found.name,
+                         explanation: "a cycle of \(found.cycle.count) transactions (\(found.name)): " + parts.joined(separator: " "),
+                         events: witnesses)
     }
 
     /// G1a and G1b for one read step of `entry`, which returned `values`.

@@ -19,6 +19,10 @@ Flags (planted bugs, to see ChaosTrace find them):
   --local-kafka      serve kafka from each node's own log (the same offset handed out twice)
   --reads-first      run a txn's reads before its writes (a txn misses its own writes: found
                      with --option isolation=2)
+  --snapshot-txn     run a txn that writes none of the keys it reads on n0 in two phases, its
+                     reads (a snapshot) and then its writes, with others' writes free to come in
+                     between (every read is clean, but write skew makes cycles, found with
+                     --option isolation=3)
   --dirty-txn        run txns on each node's own registers, copying every write to the other
                      nodes at once, and abort a txn whose last step writes k0 after applying the
                      steps before it (other txns read aborted and overwritten writes: fine for
@@ -126,6 +130,52 @@ def txn_apply(body):
                 for peer in neighbours:
                     send(peer, {"type": "txn_copy", "key": key, "value": value, "append": function == "append"})
     return {"type": "txn_ok", "txn": result}
+
+
+# --snapshot-txn: transactions in two phases on the leader, by forwarded msg_id: their reads at
+# once, then their writes at once, with nothing to stop another's writes coming in between.
+snapshots = {}
+
+
+def snapshot_txn(message):
+    steps = message["body"]["txn"]
+    keys = sorted({step[1] for step in steps if step[0] == "r"})
+    written = {step[1] for step in steps if step[0] != "r"}
+    state = {"client": message, "steps": steps, "snapshot": None}
+    # A txn that reads what it writes runs whole; the others read, then write blindly.
+    if keys and not written.intersection(keys):
+        request = {"type": "txn", "txn": [["r", key, None] for key in keys]}
+    else:
+        state["snapshot"] = {}
+        request = {"type": "txn", "txn": [list(step) for step in steps]}
+    snapshots[send(node_ids[0], {"type": "forward", "request": request})] = state
+
+
+def snapshot_answer(state, response):
+    if response.get("type") != "txn_ok":
+        reply(state["client"], dict(response))
+        return
+    steps = state["steps"]
+    if state["snapshot"] is None:
+        # The reads came back: each read step sees the snapshot and the txn's own writes so far.
+        state["snapshot"] = {step[1]: step[2] for step in response["txn"]}
+        view = dict(state["snapshot"])
+        result = []
+        for function, key, value in steps:
+            if function == "r":
+                current = view.get(key)
+                result.append([function, key, list(current) if isinstance(current, list) else current])
+            else:
+                view[key] = (view.get(key) or []) + [value] if function == "append" else value
+                result.append([function, key, value])
+        state["result"] = result
+        writes = [list(step) for step in steps if step[0] != "r"]
+        if writes:
+            snapshots[send(node_ids[0], {"type": "forward", "request": {"type": "txn", "txn": writes}})] = state
+            return
+        reply(state["client"], {"type": "txn_ok", "txn": result})
+    else:
+        reply(state["client"], {"type": "txn_ok", "txn": state.get("result") or response["txn"]})
 
 
 def kv_apply(body):
@@ -241,6 +291,10 @@ for line in sys.stdin:
         gossip()
     elif kind == "txn_copy":
         write(body["key"], body["value"], body.get("append"))
+    elif kind == "txn" and "--snapshot-txn" in flags and node_id != node_ids[0]:
+        snapshot_txn(message)
+    elif kind == "forward_ok" and body.get("in_reply_to") in snapshots:
+        snapshot_answer(snapshots.pop(body["in_reply_to"]), body["response"])
     elif kind in ("read", "write", "cas", "send", "poll", "commit_offsets", "list_committed_offsets", "txn"):
         leader = node_ids[0]
         if "--local-kv" in flags or "--local-kafka" in flags or "--dirty-txn" in flags or node_id == leader:

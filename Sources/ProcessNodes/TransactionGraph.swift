@@ -1,0 +1,161 @@
+/// The dependencies between the transactions of a run, as Adya defines them and Elle infers them
+/// from a history: `ww` (one transaction's write is the next version after another's), `wr` (one
+/// reads the version another wrote), `rw` (one reads a version another overwrites next), and, for
+/// strict serializability, `realtime` (one completed before the other was invoked). A cycle of
+/// them is an anomaly, named by the dependencies it needs: G0 (only ww), G1c (ww and wr),
+/// G-single (exactly one rw), G2 (more rw); with a realtime dependency, `-realtime` follows.
+///
+/// Transactions are numbered 0..<count; edges keep the order they were added in, and every search
+/// goes in that order, so the cycle reported is the same in every process.
+struct TransactionGraph {
+    enum Dependency: Int, Sendable {
+        case ww, wr, rw, realtime
+        var name: String {
+            switch self {
+            case .ww: "ww"
+            case .wr: "wr"
+            case .rw: "rw"
+            case .realtime: "realtime"
+            }
+        }
+    }
+
+    struct Edge: Equatable {
+        var to: Int
+        var dependency: Dependency
+        /// The register or list it is about (nil for realtime).
+        var key: UInt64?
+    }
+
+    private(set) var edges: [[Edge]]
+
+    init(count: Int) {
+        edges = Array(repeating: [], count: count)
+    }
+
+    var count: Int { edges.count }
+
+    mutating func add(_ from: Int, _ to: Int, _ dependency: Dependency, key: UInt64? = nil) {
+        guard from != to else { return }
+        // One edge per pair and dependency is enough to find every cycle.
+        if edges[from].contains(where: { $0.to == to && $0.dependency == dependency }) { return }
+        edges[from].append(Edge(to: to, dependency: dependency, key: key))
+    }
+
+    /// A cycle: each transaction with the edge that leaves it for the next (the last edge goes
+    /// back to the first transaction).
+    typealias Cycle = [(transaction: Int, edge: Edge)]
+
+    /// The components of the graph over `allowed` edges that hold a cycle (more than one
+    /// transaction), each as its transactions in increasing order; the components in the order
+    /// of their smallest transaction. Tarjan's algorithm, with an explicit stack.
+    func components(allowed: Set<Dependency>) -> [[Int]] {
+        var index = Array(repeating: -1, count: count)
+        var low = Array(repeating: 0, count: count)
+        var onStack = Array(repeating: false, count: count)
+        var stack: [Int] = []
+        var next = 0
+        var found: [[Int]] = []
+        for root in 0..<count where index[root] < 0 {
+            // (transaction, position in its edge list)
+            var work: [(node: Int, edge: Int)] = [(root, 0)]
+            index[root] = next; low[root] = next; next += 1
+            stack.append(root); onStack[root] = true
+            while let (node, position) = work.last {
+                if position < edges[node].count {
+                    work[work.count - 1].edge += 1
+                    let edge = edges[node][position]
+                    guard allowed.contains(edge.dependency) else { continue }
+                    if index[edge.to] < 0 {
+                        index[edge.to] = next; low[edge.to] = next; next += 1
+                        stack.append(edge.to); onStack[edge.to] = true
+                        work.append((edge.to, 0))
+                    } else if onStack[edge.to] {
+                        low[node] = min(low[node], index[edge.to])
+                    }
+                    continue
+                }
+                work.removeLast()
+                if let parent = work.last { low[parent.node] = min(low[parent.node], low[node]) }
+                guard low[node] == index[node] else { continue }
+                var component: [Int] = []
+                while let top = stack.popLast() {
+                    onStack[top] = false
+                    component.append(top)
+                    if top == node { break }
+                }
+                if component.count > 1 { found.append(component.sorted()) }
+            }
+        }
+        return found.sorted { $0[0] < $1[0] }
+    }
+
+    /// The shortest path from `start` to `goal` over `allowed` edges inside `members` (breadth
+    /// first, edges in order): each transaction on it with the edge it leaves by.
+    func shortestPath(from start: Int, to goal: Int, allowed: Set<Dependency>, members: Set<Int>) -> Cycle? {
+        var previous: [Int: (from: Int, edge: Edge)] = [:]
+        var queue = [start]
+        var head = 0
+        var reached: Set<Int> = [start]
+        while head < queue.count {
+            let node = queue[head]
+            head += 1
+            for edge in edges[node] where allowed.contains(edge.dependency) && members.contains(edge.to) {
+                if edge.to == goal {
+                    var path: Cycle = [(node, edge)]
+                    var at = node
+                    while at != start, let step = previous[at] {
+                        path.insert((step.from, step.edge), at: 0)
+                        at = step.from
+                    }
+                    return path
+                }
+                guard reached.insert(edge.to).inserted else { continue }
+                previous[edge.to] = (node, edge)
+                queue.append(edge.to)
+            }
+        }
+        return nil
+    }
+
+    /// The worst anomaly among `components` (found over `allowed`), and a short cycle showing it:
+    /// a cycle of ww alone (G0), then of ww and wr (G1c), then one needing a single rw
+    /// (G-single), then any (G2). Searches are bounded, so a huge component costs little.
+    func anomaly(in components: [[Int]], allowed: Set<Dependency>) -> (name: String, cycle: Cycle)? {
+        let realtime = allowed.contains(.realtime) ? "-realtime" : ""
+        for component in components {
+            let members = Set(component)
+            func shortestCycle(_ kinds: Set<Dependency>) -> Cycle? {
+                var best: Cycle?
+                for start in component.prefix(32) {
+                    for edge in edges[start] where kinds.contains(edge.dependency) && members.contains(edge.to) {
+                        let rest = edge.to == start ? [] : shortestPath(from: edge.to, to: start, allowed: kinds, members: members)
+                        guard let rest else { continue }
+                        let cycle: Cycle = [(start, edge)] + rest
+                        if best == nil || cycle.count < best!.count { best = cycle }
+                    }
+                }
+                return best
+            }
+            let writes: Set<Dependency> = realtime.isEmpty ? [.ww] : [.ww, .realtime]
+            let reads = writes.union([.wr])
+            if let cycle = shortestCycle(writes) { return ("G0" + realtime, cycle) }
+            if let cycle = shortestCycle(reads) { return ("G1c" + realtime, cycle) }
+            // One anti-dependency, closed by dependencies.
+            var single: Cycle?
+            var tried = 0
+            outer: for from in component {
+                for edge in edges[from] where edge.dependency == .rw && members.contains(edge.to) {
+                    tried += 1
+                    if tried > 256 { break outer }
+                    guard let rest = shortestPath(from: edge.to, to: from, allowed: reads, members: members) else { continue }
+                    let cycle: Cycle = [(from, edge)] + rest
+                    if single == nil || cycle.count < single!.count { single = cycle }
+                }
+            }
+            if let single { return ("G-single" + realtime, single) }
+            if let cycle = shortestCycle(allowed) { return ("G2" + realtime, cycle) }
+        }
+        return nil
+    }
+}
