@@ -826,7 +826,7 @@ final class BroadcastChecker: Checker {
 /// wrote it. What is a violation depends on the isolation level asked for, as in Elle:
 /// - always (read uncommitted): no read returns a value nobody wrote to that register or list,
 ///   or wrote only after the read had returned (`garbage-read`); no list holds an element twice
-///   (`duplicate-elements`);
+///   (`duplicate-elements`); no cycle of ww dependencies (G0, below);
 /// - read committed: also no read of a failed transaction's write (G1a, `aborted-read`), nor of a
 ///   state its own transaction went on to change: a register value it overwrote, or a list
 ///   holding some of its appends but not all (G1b, `intermediate-read`); every two reads of a
@@ -836,7 +836,8 @@ final class BroadcastChecker: Checker {
 ///   read or wrote there (a list: with its appends since at the end) — `internal`, as
 ///   serializability and snapshot isolation require;
 /// - serializable: also no cycle of dependencies between transactions (`TransactionGraph`):
-///   read committed already forbids cycles of ww and wr dependencies (G0, G1c), serializable
+///   read uncommitted already forbids cycles of ww dependencies (G0), read committed those of
+///   ww and wr (G1c), serializable
 ///   also those through rw anti-dependencies (G-single, G2); strict serializable also those
 ///   through real time (one transaction completed before another was invoked: `-realtime`).
 ///   A list's versions are in the order its longest read shows; a register's order of versions
@@ -932,8 +933,10 @@ public final class TransactionChecker: Checker {
                 writers[TransactionShape.writtenValue(requestID: entry.request.id, index: index)] = (number, index, step.key)
             }
         }
-        // Per list: the longest read so far, and which entry read it.
+        // Per list: the longest read so far, and which entry read it; the lists whose reads
+        // disagree on their order (allowed only under read uncommitted).
         var longest: [UInt64: (values: [Int64], entry: Int)] = [:]
+        var disordered = Set<UInt64>()
         for (number, entry) in history.enumerated() {
             guard let (shape, results) = Self.completed(entry), let returned = entry.completedAt else { continue }
             for (index, step) in shape.steps.enumerated() where !step.write {
@@ -956,10 +959,15 @@ public final class TransactionChecker: Checker {
                         return Violation(checker: name, kind: "garbage-read", explanation: explanation, events: witnesses)
                     }
                 }
-                if shape.appends && level >= .readCommitted {
+                if shape.appends {
                     if let before = longest[step.key] {
                         let (short, long) = values.count <= before.values.count ? (values, before.values) : (before.values, values)
                         if !long.starts(with: short) {
+                            // Read uncommitted allows it, but then the list's order of versions is unknown.
+                            guard level >= .readCommitted else {
+                                disordered.insert(step.key)
+                                continue
+                            }
                             let other = history[before.entry]
                             return Violation(checker: name, kind: "incompatible-order",
                                              explanation: "reads of k\(step.key) disagree on its order: \(Self.describe(entry, shape)) read \(shown), \(Self.shape(other).map { Self.describe(other, $0) } ?? "another") read \(TransactionShape.describe(result: before.values, appends: true)), and neither is a prefix of the other",
@@ -975,8 +983,7 @@ public final class TransactionChecker: Checker {
                 return violation
             }
         }
-        guard level >= .readCommitted else { return nil }
-        return dependencyCycle(history, writers: writers, versions: longest.mapValues(\.values))
+        return dependencyCycle(history, writers: writers, versions: longest.filter { !disordered.contains($0.key) }.mapValues(\.values))
     }
 
     /// A cycle of dependencies the level forbids (`TransactionGraph`), between the acknowledged
@@ -1027,11 +1034,13 @@ public final class TransactionChecker: Checker {
                 }
             }
         }
-        var allowed: Set<TransactionGraph.Dependency> = [.ww, .wr]
+        // Read uncommitted forbids cycles of writes (G0); read committed those of reads too (G1c).
+        var allowed: Set<TransactionGraph.Dependency> = level >= .readCommitted ? [.ww, .wr] : [.ww]
         if let found = graph.anomaly(in: graph.components(allowed: allowed), allowed: allowed) {
             return cycleViolation(found, transactions, history)
         }
         guard level >= .serializable else { return nil }
+        allowed.insert(.wr)
         allowed.insert(.rw)
         if let found = graph.anomaly(in: graph.components(allowed: allowed), allowed: allowed) {
             return cycleViolation(found, transactions, history)
