@@ -56,30 +56,46 @@ public enum HistoryParser {
     /// The operation types of a tab-separated history line.
     private static let logTypes: Set<Substring> = [":invoke", ":ok", ":fail", ":info"]
 
-    /// Whether `text` is Jepsen's tab-separated history (`history.txt`, or the operations in a
-    /// test's log): a line with a process, a type and a function separated by tabs.
-    static func looksLikeJepsenLog(_ text: String) -> Bool {
+    /// Whether `text` is Jepsen's text history (`history.txt`, or the operations in a test's
+    /// log): a line with a process, a type and a function.
+    public static func looksLikeJepsenLog(_ text: String) -> Bool {
         for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).prefix(200) {
             if logOperation(line) != nil { return true }
         }
         return false
     }
 
-    /// The fields of one operation line: `PROCESS<tab>:TYPE<tab>:F<tab>VALUE[<tab>ERROR]`, where the
-    /// process may follow a log prefix (`INFO  jepsen.util - 3<tab>:invoke<tab>:read<tab>nil`).
+    /// The fields of one operation line: `PROCESS :TYPE :F VALUE [ERROR]`, separated by tabs (as
+    /// Jepsen writes them) or spaces, the process perhaps after a log prefix
+    /// (`INFO  jepsen.util - 3<tab>:invoke<tab>:read<tab>nil`). A line that starts as EDN or JSON
+    /// does (`{`, `[`, `(`, `#`) is not one.
     private static func logOperation(_ line: Substring) -> (process: Substring, type: Substring, function: Substring, value: Substring)? {
-        let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
-        guard fields.count >= 4 else { return nil }
-        let type = fields[1].trimmingCharacters(in: .whitespaces)
-        let function = fields[2].trimmingCharacters(in: .whitespaces)
-        guard logTypes.contains(Substring(type)), function.count > 1, function.first == ":",
-              let process = fields[0].split(whereSeparator: { $0 == " " }).last else { return nil }
-        return (process, Substring(type), Substring(function), fields[3])
+        guard let first = line.first(where: { $0 != " " && $0 != "\t" }), !"{[(#".contains(first) else { return nil }
+        // The whitespace-separated words, as ranges of the line.
+        var words: [Range<Substring.Index>] = []
+        var index = line.startIndex
+        while index < line.endIndex {
+            guard line[index] != " " && line[index] != "\t" else {
+                index = line.index(after: index)
+                continue
+            }
+            let start = index
+            while index < line.endIndex && line[index] != " " && line[index] != "\t" { index = line.index(after: index) }
+            words.append(start..<index)
+        }
+        for position in words.indices.dropFirst() where position + 1 < words.count {
+            let type = line[words[position]]
+            let function = line[words[position + 1]]
+            guard logTypes.contains(type), function.count > 1, function.first == ":" else { continue }
+            let value = line[words[position + 1].upperBound...].drop { $0 == " " || $0 == "\t" }
+            return (line[words[position - 1]], type, function, value)
+        }
+        return nil
     }
 
-    /// Reads Jepsen's tab-separated history: the operation lines of `history.txt` or of a test's
-    /// log (the lines `jepsen.util` logs); every other line of a log is passed over. Values are
-    /// EDN (`nil`, `3`, `[1 2]`); a completion's error, after a fifth tab, is not needed. The
+    /// Reads Jepsen's text history: the operation lines of `history.txt` or of a test's log (the
+    /// lines `jepsen.util` logs); every other line of a log is passed over. Values are EDN
+    /// (`nil`, `3`, `[1 2]`); a completion's error, after the value, is not needed. The
     /// nemesis's lines are left out, as in EDN.
     public static func parseJepsenLog(_ text: String) throws -> [RawHistoryEntry] {
         var found: [(process: Substring, type: Substring, function: Substring, value: Substring, line: Int)] = []
@@ -103,11 +119,11 @@ public enum HistoryParser {
             var reader = EDNReader(Array(operation.value.utf8))
             reader.line = operation.line
             let value: Value
-            if operation.value.allSatisfy({ $0 == " " }) {
+            if operation.value.allSatisfy({ $0 == " " || $0 == "\t" }) {
                 value = .none
             } else {
                 guard let form = try reader.nextForm() else {
-                    throw HistoryError(message: "operation has no value after its third tab", line: operation.line)
+                    throw HistoryError(message: "operation has no value after its function", line: operation.line)
                 }
                 value = try form.form.value(line: operation.line)
             }

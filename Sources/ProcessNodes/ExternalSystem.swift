@@ -840,8 +840,8 @@ final class BroadcastChecker: Checker {
 ///   ww and wr (G1c), serializable
 ///   also those through rw anti-dependencies (G-single, G2); strict serializable also those
 ///   through real time (one transaction completed before another was invoked: `-realtime`).
-///   A list's versions are in the order its longest read shows; a register's order of versions
-///   is unknown, so its transactions have wr dependencies only.
+///   A list's versions are in the order its longest read shows; a register's only in part
+///   (`inferRegisterOrder`).
 public final class TransactionChecker: Checker {
     public enum Level: Int, Comparable, Sendable {
         case readUncommitted = 0, readCommitted = 1, internalConsistency = 2, serializable = 3, strictSerializable = 4
@@ -1034,6 +1034,7 @@ public final class TransactionChecker: Checker {
                 }
             }
         }
+        inferRegisterOrder(history, transactions: transactions, node: node, writers: writers, into: &graph)
         // Read uncommitted forbids cycles of writes (G0); read committed those of reads too (G1c).
         var allowed: Set<TransactionGraph.Dependency> = level >= .readCommitted ? [.ww, .wr] : [.ww]
         if let found = graph.anomaly(in: graph.components(allowed: allowed), allowed: allowed) {
@@ -1074,6 +1075,53 @@ public final class TransactionChecker: Checker {
             return cycleViolation(found, transactions, history)
         }
         return nil
+    }
+
+    /// A register's order of versions is known only in part, as Elle infers it: every version
+    /// follows the initial (nil) one, and a transaction that read a version and then wrote the
+    /// register put its version after the one it read. That gives ww (from the version read's
+    /// writer) and rw (from each other reader of the version read) dependencies, each standing
+    /// for a path of them through the versions between, with as many rw in it.
+    private func inferRegisterOrder(_ history: [HistoryEntry], transactions: [Int], node: [Int: Int],
+                                    writers: [Int64: (entry: Int, step: Int, key: UInt64)], into graph: inout TransactionGraph) {
+        // Who read each version from another transaction, and who read each register's initial nil.
+        var readers: [Int64: [Int]] = [:]
+        var initialReaders: [UInt64: [Int]] = [:]
+        for number in transactions {
+            guard let (shape, results) = Self.completed(history[number]), !shape.appends else { continue }
+            var wrote = Set<UInt64>()
+            for (index, step) in shape.steps.enumerated() {
+                if step.write { wrote.insert(step.key); continue }
+                guard !wrote.contains(step.key) else { continue }
+                if let value = results[index]?.first {
+                    if writers[value]?.entry != number { readers[value, default: []].append(node[number]!) }
+                } else {
+                    initialReaders[step.key, default: []].append(node[number]!)
+                }
+            }
+        }
+        var budget = 200_000  // edges from the initial version's readers, which can be many
+        for number in transactions {
+            guard let (shape, results) = Self.completed(history[number]), !shape.appends else { continue }
+            let writer = node[number]!
+            var wrote = Set<UInt64>()
+            var read: [UInt64: Int64?] = [:]
+            for (index, step) in shape.steps.enumerated() {
+                guard step.write else {
+                    if !wrote.contains(step.key) { read[step.key] = .some(results[index]?.first) }
+                    continue
+                }
+                defer { wrote.insert(step.key) }
+                guard !wrote.contains(step.key) else { continue }
+                for reader in initialReaders[step.key] ?? [] where budget > 0 {
+                    graph.add(reader, writer, .rw, key: step.key)
+                    budget -= 1
+                }
+                guard let seen = read[step.key], let value = seen, let source = writers[value] else { continue }
+                if let earlier = node[source.entry] { graph.add(earlier, writer, .ww, key: step.key) }
+                for reader in readers[value] ?? [] { graph.add(reader, writer, .rw, key: step.key) }
+            }
+        }
     }
 
     private func cycleViolation(_ found: (name: String, cycle: TransactionGraph.Cycle), _ transactions: [Int],

@@ -283,6 +283,11 @@ final class LinearizabilityTests: XCTestCase {
         let text = "0\t:invoke\t:cas\t[1 2]\r\n0\t:info\t:cas\t[1 2]\t:timed-out\r\n1\t:invoke\t:read\tnil\r\n1\t:ok\t:read\t2\r\n"
         XCTAssertEqual(try HistoryModel.casRegister.operations(from: text).count, 2)
         XCTAssertNotNil(failure(try verdict(.casRegister, text)), "nothing ever held 1, so the CAS to 2 could not happen")
+        // Fields separated by spaces, as some logs have them; an EDN map is not such a line.
+        let spaced = log.replacingOccurrences(of: "\t", with: "   ")
+        XCTAssertEqual(try HistoryModel.casRegister.operations(from: spaced).count, 3)
+        XCTAssertNotNil(failure(try verdict(.casRegister, spaced.replacingOccurrences(of: ":write   4", with: ":write   5"))))
+        XCTAssertFalse(HistoryParser.looksLikeJepsenLog("{:process 0 :type :invoke :f :read :value nil}"))
         // A value that is not EDN is an error on its line.
         XCTAssertThrowsError(try HistoryModel.register.operations(from: "0\t:invoke\t:write\t{:a\n")) { error in
             XCTAssertEqual((error as? HistoryError)?.line, 1, "\(error)")

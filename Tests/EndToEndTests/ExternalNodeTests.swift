@@ -87,9 +87,17 @@ final class ExternalNodeTests: XCTestCase {
                           serializable.stdout)
             XCTAssertTrue(serializable.stdout.contains("—rw k"), serializable.stdout)
         }
+        // On registers the same node loses updates: two txns read a version and both write the
+        // next, which the order of versions inferred from read-then-write shows as a cycle.
+        let lost = try CLI.run(["run", "--node-cmd", try python("--snapshot-txn"), "--workload", "txn-rw-register",
+                                "--option", "isolation=3"] + longer)
+        XCTAssertEqual(lost.status, 1, lost.stdout + lost.stderr)
+        XCTAssertTrue(lost.stdout.contains("txn-rw-register/G"), lost.stdout)
         // A correct node is strict serializable.
-        let strict = try CLI.run(["run", "--node-cmd", try python(), "--workload", "txn-list-append", "--option", "isolation=4"] + longer)
-        XCTAssertEqual(strict.status, 0, strict.stdout + strict.stderr)
+        for workload in ["txn-list-append", "txn-rw-register"] {
+            let strict = try CLI.run(["run", "--node-cmd", try python(), "--workload", workload, "--option", "isolation=4"] + longer)
+            XCTAssertEqual(strict.status, 0, workload + ": " + strict.stdout + strict.stderr)
+        }
 
         // What each step wrote and read is in the trace: show and the EDN history carry it.
         let directory = temporaryDirectory()

@@ -19,10 +19,10 @@ Flags (planted bugs, to see ChaosTrace find them):
   --local-kafka      serve kafka from each node's own log (the same offset handed out twice)
   --reads-first      run a txn's reads before its writes (a txn misses its own writes: found
                      with --option isolation=2)
-  --snapshot-txn     run a txn that writes none of the keys it reads on n0 in two phases, its
-                     reads (a snapshot) and then its writes, with others' writes free to come in
-                     between (every read is clean, but write skew makes cycles, found with
-                     --option isolation=3)
+  --snapshot-txn     run a txn on n0 in two phases, its reads (a snapshot) and then its writes,
+                     with others' writes free to come in between (every read is clean, but lost
+                     updates and write skew make cycles, found with --option isolation=3; a txn
+                     that appends to a list it reads runs whole)
   --dirty-txn        run txns on each node's own registers, copying every write to the other
                      nodes at once, and abort a txn whose last step writes k0 after applying the
                      steps before it (other txns read aborted and overwritten writes: fine for
@@ -142,8 +142,10 @@ def snapshot_txn(message):
     keys = sorted({step[1] for step in steps if step[0] == "r"})
     written = {step[1] for step in steps if step[0] != "r"}
     state = {"client": message, "steps": steps, "snapshot": None}
-    # A txn that reads what it writes runs whole; the others read, then write blindly.
-    if keys and not written.intersection(keys):
+    # A txn that reads a list it appends to runs whole (two phases would put others' appends
+    # between its own read and its appends); the others read, then write blindly.
+    appends = any(step[0] == "append" for step in steps)
+    if keys and not (appends and written.intersection(keys)):
         request = {"type": "txn", "txn": [["r", key, None] for key in keys]}
     else:
         state["snapshot"] = {}
