@@ -15,7 +15,7 @@ struct CheckCommand: ParsableCommand {
         histories say. EDN comes one map per line or as one vector; \
         tagged records (#jepsen.history.Op{...}) and #_ discards are read, and the nemesis's \
         entries are left out. JSON comes one object per line or as one array. Jepsen's text \
-        history has a line per operation, process, type, function and value separated by tabs \
+        history has a line per operation: process, type, function and value, separated by tabs or spaces \
         (history.txt; or a test's log, whose other lines are passed over). Values are \
         integers, booleans, strings, keywords and vectors of them; a float is refused.
 
