@@ -7,7 +7,7 @@ final class ShrinkCommandTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: directory) }
         let store = directory.appendingPathComponent("runs.trace").path
         XCTAssertEqual(try CLI.run(["run", "--bug", "echo.off-by-one", "--suite", "none", "--seed", "1", "--store", store,
-                                    "--duration", "1", "--liveness", "0.5"]).status, 1)
+                                    "--duration", "1", "--liveness", "0.5", "--failure-rate", "0.5"]).status, 1)
         let report = directory.appendingPathComponent("bug.md").path
         let shrink = try CLI.run(["shrink", "1", "--store", store, "--report", report, "--max-replays", "300", "--json"])
         XCTAssertEqual(shrink.status, 0, shrink.stderr)
@@ -42,6 +42,8 @@ final class ShrinkCommandTests: XCTestCase {
         XCTAssertTrue(markdown.contains("```mermaid\nsequenceDiagram"), markdown)
         XCTAssertTrue(markdown.contains("Gossip") || markdown.contains("Echo"), "messages are named")
         XCTAssertTrue(markdown.contains("chaostrace replay \(run) --store \(store)"))
+        // The command that recorded the original has every setting that shaped it.
+        XCTAssertTrue(markdown.contains("--duration 1.0 --liveness 0.5 --failure-rate 0.5`"), markdown)
     }
 
     func testShrinkRefusesPassingRunsAndBadFlags() throws {

@@ -213,6 +213,18 @@ enum BugReport {
         if configuration.clients != 3 { words += ["--clients", String(configuration.clients)] }
         if configuration.durationNanoseconds != 10_000_000_000 { words += ["--duration", String(Double(configuration.durationNanoseconds) / 1e9)] }
         if configuration.livenessNanoseconds != 5_000_000_000 { words += ["--liveness", String(Double(configuration.livenessNanoseconds) / 1e9)] }
+        let nemesis = configuration.nemesis
+        if nemesis.failureRate != Ratio(probability: 0.2) {
+            words += ["--failure-rate", String(Double(nemesis.failureRate.numerator) / Double(max(1, nemesis.failureRate.denominator)))]
+        }
+        if nemesis.swarm { words.append("--swarm") }
+        if nemesis.blastRadius != 0 { words += ["--blast-radius", String(nemesis.blastRadius)] }
+        if nemesis.suite == .byzantine, let system = SystemRegistry.named(configuration.system),
+           nemesis.byzantineNodes != system.byzantineTolerance(nodes: configuration.nodes) {
+            words += ["--byzantine", String(nemesis.byzantineNodes)]
+        }
+        if configuration.maxEvents != 50_000_000 { words += ["--max-events", String(configuration.maxEvents)] }
+        for key in configuration.options.keys.sorted() { words += ["--option", "\(key)=\(configuration.options[key]!)"] }
         if let external = configuration.external { words += ["--node-cmd", external.command, "--workload", external.workload] }
         return words.map(shellQuoted).joined(separator: " ")
     }
