@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "TraceStoreTests", dependencies: ["TraceStore"]),
         .testTarget(name: "CheckersTests", dependencies: ["Checkers"]),
         .testTarget(name: "ReplayTests", dependencies: ["Replay", "Systems", "Simulation", "TraceStore"]),
-        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Systems", "Checkers", "TraceStore", "ProcessNodes"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Systems", "Checkers", "TraceStore"]),
         .testTarget(name: "EndToEndTests", dependencies: ["ChaosTraceCLI", "TraceStore"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1047,29 +1047,9 @@ public final class TransactionChecker: Checker {
             return cycleViolation(found, transactions, history)
         }
         guard level >= .strictSerializable else { return nil }
-        // realtime: from every transaction that completed before another was invoked. Only the
-        // frontier is linked (the completed transactions no later-completed one follows): the
-        // rest follow by transitivity.
-        var moments: [(time: UInt64, completes: Bool, transaction: Int)] = []
-        for (index, number) in transactions.enumerated() {
-            let entry = history[number]
-            moments.append((entry.invokedAt, false, index))
-            if Self.completed(entry) != nil, let completed = entry.completedAt { moments.append((completed, true, index)) }
-        }
-        // At the same moment, an invocation is not after a completion.
-        moments.sort { ($0.time, $0.completes ? 1 : 0, $0.transaction) < ($1.time, $1.completes ? 1 : 0, $1.transaction) }
-        var frontier: [Int] = []
-        var before = [[Int]](repeating: [], count: transactions.count)
-        for moment in moments {
-            if moment.completes {
-                let covered = Set(before[moment.transaction])
-                frontier.removeAll { covered.contains($0) }
-                frontier.append(moment.transaction)
-            } else {
-                before[moment.transaction] = frontier
-                for earlier in frontier { graph.add(earlier, moment.transaction, .realtime) }
-            }
-        }
+        // Real time: one completed before another was invoked.
+        graph.addRealtime(invoked: transactions.map { history[$0].invokedAt },
+                          completed: transactions.map { Self.completed(history[$0]) != nil ? history[$0].completedAt : nil })
         allowed.insert(.realtime)
         if let found = graph.anomaly(in: graph.components(allowed: allowed), allowed: allowed) {
             return cycleViolation(found, transactions, history)

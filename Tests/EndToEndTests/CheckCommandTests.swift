@@ -2,6 +2,36 @@ import Foundation
 import XCTest
 
 final class CheckCommandTests: XCTestCase {
+    func testTransactionalHistoriesAreCheckedAtTheConsistencyModelAskedFor() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("skew.edn").path
+        try """
+        {:process 0, :type :invoke, :f :txn, :value [[:r 1 nil] [:append 2 1]]}
+        {:process 1, :type :invoke, :f :txn, :value [[:r 2 nil] [:append 1 1]]}
+        {:process 0, :type :ok, :f :txn, :value [[:r 1 []] [:append 2 1]]}
+        {:process 1, :type :ok, :f :txn, :value [[:r 2 []] [:append 1 1]]}
+        {:process 2, :type :invoke, :f :txn, :value [[:r 1 nil] [:r 2 nil]]}
+        {:process 2, :type :ok, :f :txn, :value [[:r 1 [1]] [:r 2 [1]]]}
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        let weak = try CLI.run(["check", "--model", "list-append", "--consistency-model", "read-committed", path])
+        XCTAssertEqual(weak.status, 0, weak.stdout + weak.stderr)
+        let strict = try CLI.run(["check", "--model", "list-append", path, "--json"])
+        XCTAssertEqual(strict.status, 1, strict.stdout + strict.stderr)
+        let verdict = try jsonObject(strict.stdout)
+        XCTAssertEqual(verdict["anomaly"] as? String, "G2")
+        XCTAssertEqual(verdict["consistency_model"] as? String, "strict-serializable")
+        XCTAssertEqual((verdict["involved"] as? [String])?.count, 2)
+        XCTAssertEqual(try CLI.run(["check", "--model", "kv", "--consistency-model", "serializable", path]).status, 64)
+        XCTAssertEqual(try CLI.run(["check", "--model", "list-append", "--consistency-model", "snapshot", path]).status, 64)
+        // A history of plain reads and writes is not a transactional one.
+        let plainPath = directory.appendingPathComponent("plain.edn").path
+        try "{:process 0, :type :invoke, :f :write, :value 1}\n".write(toFile: plainPath, atomically: true, encoding: .utf8)
+        let plain = try CLI.run(["check", "--model", "rw-register", plainPath])
+        XCTAssertEqual(plain.status, 65, plain.stderr)
+        XCTAssertTrue(plain.stderr.contains("plain.edn") && plain.stderr.contains(":f :txn"), plain.stderr)
+    }
+
     func testCheckExitCodesFollowTheVerdict() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

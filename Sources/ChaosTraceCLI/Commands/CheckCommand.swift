@@ -5,7 +5,7 @@ import Foundation
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Check a client history for linearizability (Jepsen EDN, JSON lines or Jepsen's text history).",
+        abstract: "Check a client history for linearizability, or a transactional one for anomalies as Elle does.",
         discussion: """
         A history is a sequence of operations like {:process 0, :type :invoke, :f :write, :value 3} \
         followed by its completion (:ok, :fail — it did not happen — or :info — it may have). \
@@ -19,21 +19,39 @@ struct CheckCommand: ParsableCommand {
         (history.txt; or a test's log, whose other lines are passed over). Values are \
         integers, booleans, strings, keywords and vectors of them; a float is refused.
 
-        Exits 0 when linearizable, 1 when not, 2 when the search budget ran out, 65 when the \
-        history cannot be read.
+        --model list-append and rw-register read transactions, :f :txn with a :value of steps \
+        [[:append k v] [:r k [v ...]]] (or [:w k v] and [:r k v]), every value written once per \
+        key, and look for the anomalies --consistency-model forbids (default strict-serializable), \
+        named as Elle names them: garbage-read, duplicate-elements, G0 (always); G1a, G1b, \
+        incompatible-order, G1c (from read-committed); internal, G-single, G2 (from \
+        serializable); cycles through real time, -realtime (strict-serializable).
+
+        Exits 0 when linearizable (valid), 1 when not, 2 when the search budget ran out, 65 \
+        when the history cannot be read.
         """)
 
     enum ModelChoice: String, ExpressibleByArgument, CaseIterable {
-        case register, casRegister = "cas-register", kv, set, counter
+        case register, casRegister = "cas-register", kv, set, counter, listAppend = "list-append", rwRegister = "rw-register"
     }
 
-    @Option(help: "register, cas-register, kv, set or counter.") var model: ModelChoice
+    @Option(help: "register, cas-register, kv, set or counter (linearizability); list-append or rw-register (transactions).") var model: ModelChoice
+    @Option(help: ArgumentHelp("For list-append and rw-register: read-uncommitted, read-committed, serializable or strict-serializable.",
+                               valueName: "MODEL"))
+    var consistencyModel: String?
     @Argument(help: "The history file ('-' for standard input).") var history: String
     @Option(parsing: .unconditional, help: "Search steps before answering unknown.") var maxSteps: Int = 20_000_000
     @Flag(help: "Print the verdict as JSON.") var json = false
 
     func validate() throws {
         guard maxSteps > 0 else { throw ValidationError("--max-steps must be at least 1") }
+        if let consistencyModel {
+            guard TransactionModel(rawValue: model.rawValue) != nil else {
+                throw ValidationError("--consistency-model is for the transaction models list-append and rw-register, not \(model.rawValue)")
+            }
+            guard ConsistencyModel(rawValue: consistencyModel) != nil else {
+                throw ValidationError("--consistency-model must be one of \(ConsistencyModel.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        }
     }
 
     func run() throws {
@@ -66,6 +84,10 @@ struct CheckCommand: ParsableCommand {
             }
             text = decoded
         }
+        if let transactionModel = TransactionModel(rawValue: model.rawValue) {
+            try checkTransactions(text, model: transactionModel)
+            return
+        }
         let historyModel = HistoryModel(rawValue: model.rawValue)!
         let operations: [HistoryOperation]
         do {
@@ -75,6 +97,37 @@ struct CheckCommand: ParsableCommand {
         }
         let verdict = historyModel.check(operations, checker: LinearizabilityChecker(maxSteps: maxSteps))
         try Self.report(verdict, operations: operations.count, model: model.rawValue, json: json)
+    }
+
+    /// Checks a transactional history as Elle does; exits 0 when it has no anomaly the
+    /// consistency model forbids, 1 when it has.
+    private func checkTransactions(_ text: String, model: TransactionModel) throws {
+        let consistency = consistencyModel.flatMap(ConsistencyModel.init(rawValue:)) ?? .strictSerializable
+        let checker = TransactionHistoryChecker(model: model, consistency: consistency)
+        let transactions: [HistoryTransaction]
+        do {
+            transactions = try checker.transactions(from: text)
+        } catch let error as HistoryError {
+            throw CommandFailure(message: "\(history): \(error); fix the history and try again", exitCode: Exit.badData)
+        }
+        let count = "\(transactions.count) transaction\(transactions.count == 1 ? "" : "s")"
+        guard let found = checker.check(transactions) else {
+            if json {
+                print("{\"verdict\":\"valid\",\"transactions\":\(transactions.count),\"model\":\"\(model.rawValue)\",\"consistency_model\":\"\(consistency.rawValue)\"}")
+            } else {
+                print("valid: \(count), model \(model.rawValue), \(consistency.rawValue)")
+            }
+            return
+        }
+        if json {
+            let involved = found.transactions.map { JSON.string($0.edn) }.joined(separator: ",")
+            print("{\"verdict\":\"invalid\",\"transactions\":\(transactions.count),\"model\":\"\(model.rawValue)\",\"consistency_model\":\"\(consistency.rawValue)\","
+                  + "\"anomaly\":\(JSON.string(found.name)),\"reason\":\(JSON.string(found.explanation)),\"involved\":[\(involved)]}")
+        } else {
+            print("NOT \(consistency.rawValue) (model \(model.rawValue), \(count)): \(found.name): \(found.explanation)")
+            for transaction in found.transactions { print("  \(transaction.edn)  ; \(transaction.lines)") }
+        }
+        throw ExitCode(Exit.violation)
     }
 
     /// Prints a verdict and ends with its exit code (0, 1 or 2).

@@ -7,10 +7,10 @@
 ///
 /// Transactions are numbered 0..<count; edges keep the order they were added in, and every search
 /// goes in that order, so the cycle reported is the same in every process.
-struct TransactionGraph {
-    enum Dependency: Int, Sendable {
+public struct TransactionGraph {
+    public enum Dependency: Int, Sendable {
         case ww, wr, rw, realtime
-        var name: String {
+        public var name: String {
             switch self {
             case .ww: "ww"
             case .wr: "wr"
@@ -20,36 +20,63 @@ struct TransactionGraph {
         }
     }
 
-    struct Edge: Equatable {
-        var to: Int
-        var dependency: Dependency
-        /// The register or list it is about (nil for realtime).
-        var key: UInt64?
+    public struct Edge: Equatable {
+        public var to: Int
+        public var dependency: Dependency
+        /// The register or list it is about, by its place in the caller's list of keys (nil for
+        /// realtime).
+        public var key: UInt64?
     }
 
-    private(set) var edges: [[Edge]]
+    public private(set) var edges: [[Edge]]
 
-    init(count: Int) {
+    public init(count: Int) {
         edges = Array(repeating: [], count: count)
     }
 
-    var count: Int { edges.count }
+    public var count: Int { edges.count }
 
-    mutating func add(_ from: Int, _ to: Int, _ dependency: Dependency, key: UInt64? = nil) {
+    public mutating func add(_ from: Int, _ to: Int, _ dependency: Dependency, key: UInt64? = nil) {
         guard from != to else { return }
         // One edge per pair and dependency is enough to find every cycle.
         if edges[from].contains(where: { $0.to == to && $0.dependency == dependency }) { return }
         edges[from].append(Edge(to: to, dependency: dependency, key: key))
     }
 
+    /// Adds the realtime dependencies: from each transaction that completed before another was
+    /// invoked (`invoked[t]`, `completed[t]`: times; nil, it never completed). Only the frontier
+    /// is linked (the completed transactions that no transaction completed later follows): the
+    /// rest follow by transitivity. At the same moment, an invocation is not after a completion.
+    public mutating func addRealtime(invoked: [UInt64], completed: [UInt64?]) {
+        precondition(invoked.count == count && completed.count == count, "a time for every transaction")
+        var moments: [(time: UInt64, completes: Bool, transaction: Int)] = []
+        for transaction in 0..<count {
+            moments.append((invoked[transaction], false, transaction))
+            if let time = completed[transaction] { moments.append((time, true, transaction)) }
+        }
+        moments.sort { ($0.time, $0.completes ? 1 : 0, $0.transaction) < ($1.time, $1.completes ? 1 : 0, $1.transaction) }
+        var frontier: [Int] = []
+        var before = [[Int]](repeating: [], count: count)
+        for moment in moments {
+            if moment.completes {
+                let covered = Set(before[moment.transaction])
+                frontier.removeAll { covered.contains($0) }
+                frontier.append(moment.transaction)
+            } else {
+                before[moment.transaction] = frontier
+                for earlier in frontier { add(earlier, moment.transaction, .realtime) }
+            }
+        }
+    }
+
     /// A cycle: each transaction with the edge that leaves it for the next (the last edge goes
     /// back to the first transaction).
-    typealias Cycle = [(transaction: Int, edge: Edge)]
+    public typealias Cycle = [(transaction: Int, edge: Edge)]
 
     /// The components of the graph over `allowed` edges that hold a cycle (more than one
     /// transaction), each as its transactions in increasing order; the components in the order
     /// of their smallest transaction. Tarjan's algorithm, with an explicit stack.
-    func components(allowed: Set<Dependency>) -> [[Int]] {
+    public func components(allowed: Set<Dependency>) -> [[Int]] {
         var index = Array(repeating: -1, count: count)
         var low = Array(repeating: 0, count: count)
         var onStack = Array(repeating: false, count: count)
@@ -92,7 +119,7 @@ struct TransactionGraph {
 
     /// The shortest path from `start` to `goal` over `allowed` edges inside `members` (breadth
     /// first, edges in order): each transaction on it with the edge it leaves by.
-    func shortestPath(from start: Int, to goal: Int, allowed: Set<Dependency>, members: Set<Int>) -> Cycle? {
+    public func shortestPath(from start: Int, to goal: Int, allowed: Set<Dependency>, members: Set<Int>) -> Cycle? {
         var previous: [Int: (from: Int, edge: Edge)] = [:]
         var queue = [start]
         var head = 0
@@ -121,7 +148,7 @@ struct TransactionGraph {
     /// The worst anomaly among `components` (found over `allowed`), and a short cycle showing it:
     /// a cycle of ww alone (G0), then of ww and wr (G1c), then one needing a single rw
     /// (G-single), then any (G2). Searches are bounded, so a huge component costs little.
-    func anomaly(in components: [[Int]], allowed: Set<Dependency>) -> (name: String, cycle: Cycle)? {
+    public func anomaly(in components: [[Int]], allowed: Set<Dependency>) -> (name: String, cycle: Cycle)? {
         let realtime = allowed.contains(.realtime) ? "-realtime" : ""
         for component in components {
             let members = Set(component)

@@ -1,4 +1,4 @@
-@testable import ProcessNodes
+import Checkers
 import XCTest
 
 final class TransactionGraphTests: XCTestCase {

@@ -1,0 +1,126 @@
+import Checkers
+import XCTest
+
+final class TransactionHistoryTests: XCTestCase {
+    private func anomaly(_ model: TransactionModel, _ consistency: ConsistencyModel, _ text: String) throws -> TransactionAnomaly? {
+        let checker = TransactionHistoryChecker(model: model, consistency: consistency)
+        return checker.check(try checker.transactions(from: text))
+    }
+
+    // Two transactions each read what the other does not write yet, then write what the other
+    // read: write skew, a G2 cycle of two anti-dependencies.
+    private let writeSkew = """
+    {:process 0, :type :invoke, :f :txn, :value [[:r 1 nil] [:append 2 1]]}
+    {:process 1, :type :invoke, :f :txn, :value [[:r 2 nil] [:append 1 1]]}
+    {:process 0, :type :ok, :f :txn, :value [[:r 1 []] [:append 2 1]]}
+    {:process 1, :type :ok, :f :txn, :value [[:r 2 []] [:append 1 1]]}
+    {:process 2, :type :invoke, :f :txn, :value [[:r 1 nil] [:r 2 nil]]}
+    {:process 2, :type :ok, :f :txn, :value [[:r 1 [1]] [:r 2 [1]]]}
+    """
+
+    func testCyclesAreFoundAtTheConsistencyModelsThatForbidThem() throws {
+        XCTAssertNil(try anomaly(.listAppend, .readCommitted, writeSkew))
+        let skew = try XCTUnwrap(try anomaly(.listAppend, .serializable, writeSkew))
+        XCTAssertEqual(skew.name, "G2")
+        XCTAssertEqual(skew.transactions.map(\.process), [0, 1])
+        XCTAssertTrue(skew.explanation.contains("—rw 1→"), skew.explanation)
+        // Each reads the other's append: a cycle of wr, forbidden from read committed.
+        let circular = """
+        {:process 0, :type :invoke, :f :txn, :value [[:append 1 1] [:r 2 nil]]}
+        {:process 1, :type :invoke, :f :txn, :value [[:append 2 1] [:r 1 nil]]}
+        {:process 0, :type :ok, :f :txn, :value [[:append 1 1] [:r 2 [1]]]}
+        {:process 1, :type :ok, :f :txn, :value [[:append 2 1] [:r 1 [1]]]}
+        """
+        XCTAssertNil(try anomaly(.listAppend, .readUncommitted, circular))
+        XCTAssertEqual(try anomaly(.listAppend, .readCommitted, circular)?.name, "G1c")
+        // A read that misses a write completed before it began: serializable (it goes first),
+        // not strict serializable.
+        let stale = """
+        {:process 0, :type :invoke, :f :txn, :value [[:append 1 5]]}
+        {:process 0, :type :ok, :f :txn, :value [[:append 1 5]]}
+        {:process 1, :type :invoke, :f :txn, :value [[:r 1 nil]]}
+        {:process 1, :type :ok, :f :txn, :value [[:r 1 []]]}
+        {:process 2, :type :invoke, :f :txn, :value [[:r 1 nil]]}
+        {:process 2, :type :ok, :f :txn, :value [[:r 1 [5]]]}
+        """
+        XCTAssertNil(try anomaly(.listAppend, .serializable, stale))
+        XCTAssertEqual(try anomaly(.listAppend, .strictSerializable, stale)?.name, "G-single-realtime")
+    }
+
+    func testReadsOfWritesThatShouldNotBeSeen() throws {
+        // A failed transaction's append read (G1a), and a list missing the last of a
+        // transaction's two appends while holding the first (G1b).
+        let aborted = """
+        {:process 0, :type :invoke, :f :txn, :value [[:append 1 1]]}
+        {:process 0, :type :fail, :f :txn, :value [[:append 1 1]]}
+        {:process 1, :type :invoke, :f :txn, :value [[:r 1 nil]]}
+        {:process 1, :type :ok, :f :txn, :value [[:r 1 [1]]]}
+        """
+        XCTAssertNil(try anomaly(.listAppend, .readUncommitted, aborted))
+        XCTAssertEqual(try anomaly(.listAppend, .readCommitted, aborted)?.name, "G1a")
+        let intermediate = """
+        {:process 0, :type :invoke, :f :txn, :value [[:append 1 1] [:append 1 2]]}
+        {:process 1, :type :invoke, :f :txn, :value [[:r 1 nil]]}
+        {:process 1, :type :ok, :f :txn, :value [[:r 1 [1]]]}
+        {:process 0, :type :ok, :f :txn, :value [[:append 1 1] [:append 1 2]]}
+        """
+        XCTAssertEqual(try anomaly(.listAppend, .readCommitted, intermediate)?.name, "G1b")
+        // Always: an element nobody appended, or one twice.
+        XCTAssertEqual(try anomaly(.listAppend, .readUncommitted, aborted.replacingOccurrences(of: "[:r 1 [1]]", with: "[:r 1 [7]]"))?.name,
+                       "garbage-read")
+        XCTAssertEqual(try anomaly(.listAppend, .readUncommitted, intermediate.replacingOccurrences(of: "[:r 1 [1]]", with: "[:r 1 [1 1]]"))?.name,
+                       "duplicate-elements")
+        // Two reads that disagree on the order of a list.
+        let orders = """
+        {:process 0, :type :invoke, :f :txn, :value [[:append 1 1]]}
+        {:process 1, :type :invoke, :f :txn, :value [[:append 1 2]]}
+        {:process 0, :type :ok, :f :txn, :value [[:append 1 1]]}
+        {:process 1, :type :ok, :f :txn, :value [[:append 1 2]]}
+        {:process 2, :type :invoke, :f :txn, :value [[:r 1 nil]]}
+        {:process 2, :type :ok, :f :txn, :value [[:r 1 [1 2]]]}
+        {:process 3, :type :invoke, :f :txn, :value [[:r 1 nil]]}
+        {:process 3, :type :ok, :f :txn, :value [[:r 1 [2 1]]]}
+        """
+        XCTAssertEqual(try anomaly(.listAppend, .readCommitted, orders)?.name, "incompatible-order")
+        // A transaction that does not see its own append.
+        let blind = """
+        {:process 0, :type :invoke, :f :txn, :value [[:append 1 1] [:r 1 nil]]}
+        {:process 0, :type :ok, :f :txn, :value [[:append 1 1] [:r 1 []]]}
+        """
+        XCTAssertNil(try anomaly(.listAppend, .readCommitted, blind))
+        XCTAssertEqual(try anomaly(.listAppend, .serializable, blind)?.name, "internal")
+    }
+
+    func testRegisterOrderIsInferredFromReadsThenWrites() throws {
+        // Both read 1 and both write after it: a lost update, a cycle of two anti-dependencies.
+        let lost = """
+        {:process 0, :type :invoke, :f :txn, :value [[:w 1 1]]}
+        {:process 0, :type :ok, :f :txn, :value [[:w 1 1]]}
+        {:process 1, :type :invoke, :f :txn, :value [[:r 1 nil] [:w 1 2]]}
+        {:process 2, :type :invoke, :f :txn, :value [[:r 1 nil] [:w 1 3]]}
+        {:process 1, :type :ok, :f :txn, :value [[:r 1 1] [:w 1 2]]}
+        {:process 2, :type :ok, :f :txn, :value [[:r 1 1] [:w 1 3]]}
+        """
+        XCTAssertNil(try anomaly(.rwRegister, .readCommitted, lost))
+        let found = try XCTUnwrap(try anomaly(.rwRegister, .serializable, lost))
+        XCTAssertEqual(found.name, "G2")
+        XCTAssertEqual(Set(found.transactions.map(\.process)), [1, 2])
+        // One of them reading the other's write instead is serializable.
+        XCTAssertNil(try anomaly(.rwRegister, .strictSerializable, lost.replacingOccurrences(of: "[[:r 1 1] [:w 1 3]]", with: "[[:r 1 2] [:w 1 3]]")))
+    }
+
+    func testMalformedTransactionsAreErrorsWithLines() {
+        let cases: [(String, TransactionModel, Int)] = [
+            ("{:process 0, :type :invoke, :f :read, :value nil}", .listAppend, 1),
+            ("{:process 0, :type :invoke, :f :txn, :value [[:w 1 2]]}", .listAppend, 1),
+            ("{:process 0, :type :invoke, :f :txn, :value [[:append 1]]}", .listAppend, 1),
+            ("{:process 0, :type :invoke, :f :txn, :value [[:r 1 nil]]}\n{:process 0, :type :ok, :f :txn, :value [[:r 1 5]]}", .listAppend, 2),
+            ("{:process 0, :type :invoke, :f :txn, :value [[:r 1 nil]]}\n{:process 0, :type :ok, :f :txn, :value [[:r 2 nil]]}", .rwRegister, 2),
+        ]
+        for (text, model, line) in cases {
+            XCTAssertThrowsError(try TransactionHistoryChecker(model: model, consistency: .serializable).transactions(from: text), text) { error in
+                XCTAssertEqual((error as? HistoryError)?.line, line, "\(text): \(error)")
+            }
+        }
+    }
+}
