@@ -5,6 +5,8 @@ public enum HistoryModel: String, CaseIterable, Sendable {
     case kv
     case set
     case counter
+    case mutex
+    case multiRegister = "multi-register"
 
     /// Checks `operations` against this model.
     public func check(_ operations: [HistoryOperation], checker: LinearizabilityChecker = LinearizabilityChecker()) -> LinearizabilityVerdict {
@@ -14,6 +16,8 @@ public enum HistoryModel: String, CaseIterable, Sendable {
         case .kv: checker.check(operations, model: KeyValueModel())
         case .set: checker.check(operations, model: SetModel())
         case .counter: checker.check(operations, model: CounterModel())
+        case .mutex: checker.check(operations, model: MutexModel())
+        case .multiRegister: checker.check(operations, model: MultiRegisterModel())
         }
     }
 
@@ -25,6 +29,8 @@ public enum HistoryModel: String, CaseIterable, Sendable {
         case .casRegister: [.read, .write, .cas]
         case .kv: [.read, .write, .cas, .append]
         case .set, .counter: [.read, .add]
+        case .mutex: [.acquire, .release]
+        case .multiRegister: [.txn]
         }
     }
 
@@ -46,6 +52,10 @@ public enum HistoryModel: String, CaseIterable, Sendable {
                                    + functions.map { ":\($0.rawValue)" }.joined(separator: " and ")
                                    + "); check it with --model \(others.joined(separator: " or "))", line: entry.line)
             }
+        }
+        if self == .multiRegister, let entry = entries.first(where: { $0.process != nil && $0.kind != .fail && MultiRegisterModel.steps($0.value) == nil }) {
+            throw HistoryError(message: "a multi-register :txn's :value is a vector of steps like [[:read :x nil] [:write :y 2]], got \(entry.value)",
+                               line: entry.line)
         }
         let operations = try History.operations(entries, independentKeys: self == .kv && !keyed)
         // (A history whose every operation failed is fine: nothing happened, which is linearizable.)

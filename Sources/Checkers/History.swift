@@ -25,7 +25,7 @@ public indirect enum Value: Hashable, Sendable, CustomStringConvertible {
 /// One operation of a history: its invocation and, unless it is indeterminate, its completion.
 public struct HistoryOperation: Sendable, Equatable {
     public enum Function: String, Sendable {
-        case read, write, cas, add, append
+        case read, write, cas, add, append, acquire, release, txn
 
         /// The function a history names: its own name, or `get` (a read) and `put` (a write), as
         /// Porcupine's key-value histories call them.
@@ -69,7 +69,7 @@ public struct HistoryOperation: Sendable, Equatable {
 
     /// The operation in Jepsen's notation.
     public var edn: String {
-        let value: Value = function == .read ? output : input
+        let value: Value = function == .read || (function == .txn && !isIndeterminate) ? output : input
         let shown: Value = key.map { .list([$0, value]) } ?? value
         return "{:process \(process), :type \(isIndeterminate ? ":info" : ":ok"), :f :\(function.rawValue), :value \(shown)}"
     }
@@ -104,7 +104,7 @@ public enum History {
         for (position, entry) in entries.enumerated() {
             guard let process = entry.process else { continue }
             guard let function = HistoryOperation.Function(named: entry.function) else {
-                throw HistoryError(message: "unknown function :\(entry.function) (expected read, write, cas, add, or for --model kv get, put and append)", line: entry.line)
+                throw HistoryError(message: "unknown function :\(entry.function) (expected read, write, cas, add; for --model kv get, put and append; for mutex acquire and release; for multi-register txn)", line: entry.line)
             }
             var key = entry.key
             var value = entry.value
@@ -135,7 +135,7 @@ public enum History {
                 switch entry.kind {
                 case .ok:
                     operations[slot].completion = position
-                    if function == .read { operations[slot].output = value }
+                    if function == .read || function == .txn { operations[slot].output = value }
                     operations[slot].source += "–\(entry.line)"
                 case .fail:
                     operations[slot].function = function

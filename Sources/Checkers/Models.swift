@@ -26,7 +26,7 @@ public struct RegisterModel: Model {
         switch operation.function {
         case .write: operation.input
         case .read: readMatches(operation.output, state) ? state : nil
-        case .cas, .add, .append: nil
+        case .cas, .add, .append, .acquire, .release, .txn: nil
         }
     }
     public func describe(_ state: Value) -> String { "value \(state)" }
@@ -44,7 +44,7 @@ public struct CASRegisterModel: Model {
         case .cas:
             guard let pair = operation.input.list, pair.count == 2 else { return nil }
             return state == pair[0] ? pair[1] : nil
-        case .add, .append: return nil
+        case .add, .append, .acquire, .release, .txn: return nil
         }
     }
     public func describe(_ state: Value) -> String { "value \(state)" }
@@ -89,7 +89,7 @@ public struct SetModel: Model {
             if operation.output == .none { return state }
             guard let read = operation.output.list else { return nil }
             return Set(read) == Set(state) ? state : nil
-        case .write, .cas, .append: return nil
+        case .write, .cas, .append, .acquire, .release, .txn: return nil
         }
     }
     public func describe(_ state: [Value]) -> String { "set #{" + state.map(\.description).joined(separator: " ") + "}" }
@@ -108,8 +108,71 @@ public struct CounterModel: Model {
         case .read:
             if operation.output == .none { return state }
             return operation.output.int == state ? state : nil
-        case .write, .cas, .append: return nil
+        case .write, .cas, .append, .acquire, .release, .txn: return nil
         }
     }
     public func describe(_ state: Int64) -> String { "total \(state)" }
+}
+
+/// A lock: `:acquire` succeeds only when it is free, `:release` only when it is held (by anyone,
+/// as Knossos's mutex has it).
+public struct MutexModel: Model {
+    public let name = "mutex"
+    public let initial = false
+    public init() {}
+    public func step(_ held: Bool, _ operation: HistoryOperation) -> Bool? {
+        switch operation.function {
+        case .acquire: held ? nil : true
+        case .release: held ? false : nil
+        default: nil
+        }
+    }
+    public func describe(_ held: Bool) -> String { held ? "held" : "free" }
+}
+
+/// Registers read and written together: each operation a `:txn` of steps `[:read k v]` and
+/// `[:write k v]` (or `:r`, `:w`) taking effect at once. A register's first value is not given:
+/// the first read of a register nobody wrote says what it held (a read of nil matches anything).
+public struct MultiRegisterModel: Model {
+    public let name = "multi-register"
+    public let initial: [Value: Value] = [:]
+    public init() {}
+
+    /// The steps of a transaction, as `(write, key, value)`, or nil when they are not steps.
+    static func steps(_ value: Value) -> [(write: Bool, key: Value, value: Value)]? {
+        guard let items = value.list else { return nil }
+        var steps: [(write: Bool, key: Value, value: Value)] = []
+        for item in items {
+            guard let parts = item.list, parts.count == 3 else { return nil }
+            switch parts[0] {
+            case .keyword("read"), .keyword("r"), .string("read"), .string("r"): steps.append((false, parts[1], parts[2]))
+            case .keyword("write"), .keyword("w"), .string("write"), .string("w"): steps.append((true, parts[1], parts[2]))
+            default: return nil
+            }
+        }
+        return steps
+    }
+
+    public func step(_ state: [Value: Value], _ operation: HistoryOperation) -> [Value: Value]? {
+        guard operation.function == .txn else { return nil }
+        // Completed, the steps with what they read; of unknown outcome, as invoked (reads unknown).
+        guard let steps = Self.steps(operation.isIndeterminate ? operation.input : operation.output) else { return nil }
+        var state = state
+        for step in steps {
+            if step.write {
+                state[step.key] = step.value
+            } else if step.value != .none {
+                if let current = state[step.key] {
+                    guard current == step.value else { return nil }
+                } else {
+                    state[step.key] = step.value
+                }
+            }
+        }
+        return state
+    }
+
+    public func describe(_ state: [Value: Value]) -> String {
+        "registers {" + state.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", ") + "}"
+    }
 }

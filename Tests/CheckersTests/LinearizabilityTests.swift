@@ -171,6 +171,35 @@ final class LinearizabilityTests: XCTestCase {
             .replacingOccurrences(of: ":key \"j\", ", with: "")))
     }
 
+    func testMutexAndMultiRegisterModels() throws {
+        // Two acquires that both succeed with no release between: the lock was held twice.
+        let mutex = """
+        {:process 0, :type :invoke, :f :acquire, :value nil}
+        {:process 0, :type :ok, :f :acquire, :value nil}
+        {:process 1, :type :invoke, :f :release, :value nil}
+        {:process 1, :type :fail, :f :release, :error :not-held}
+        {:process 2, :type :invoke, :f :acquire, :value nil}
+        {:process 2, :type :ok, :f :acquire, :value nil}
+        """
+        XCTAssertNotNil(failure(try verdict(.mutex, mutex)))
+        // With process 1's release done (even only perhaps), the second acquire may follow it.
+        XCTAssertTrue(isLinearizable(try verdict(.mutex, mutex.replacingOccurrences(of: ":type :fail, :f :release", with: ":type :info, :f :release"))))
+        // Registers read and written together; the first read of x says what it held.
+        let registers = """
+        {:process 0, :type :invoke, :f :txn, :value [[:read :x nil] [:write :y 2]]}
+        {:process 0, :type :ok, :f :txn, :value [[:read :x 0] [:write :y 2]]}
+        {:process 1, :type :invoke, :f :txn, :value [[:read :x nil] [:read :y nil]]}
+        {:process 1, :type :ok, :f :txn, :value [[:read :x 0] [:read :y 2]]}
+        """
+        XCTAssertTrue(isLinearizable(try verdict(.multiRegister, registers)))
+        // y was 2 before the second transaction began: reading the old y with the same x is stale.
+        XCTAssertNotNil(failure(try verdict(.multiRegister, registers.replacingOccurrences(of: "[:read :y 2]", with: "[:read :y 5]"))))
+        XCTAssertNotNil(failure(try verdict(.multiRegister, registers.replacingOccurrences(of: "[[:read :x 0] [:read :y 2]]", with: "[[:read :x 1] [:read :y 2]]"))))
+        XCTAssertThrowsError(try HistoryModel.multiRegister.operations(from: "{:process 0, :type :invoke, :f :txn, :value [[:append :x 1]]}")) { error in
+            XCTAssertEqual((error as? HistoryError)?.line, 1, "\(error)")
+        }
+    }
+
     func testSetAndCounterModels() throws {
         let set = """
         {"process": 0, "type": "invoke", "f": "add", "value": 1}

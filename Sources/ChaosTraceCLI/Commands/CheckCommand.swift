@@ -12,7 +12,9 @@ struct CheckCommand: ParsableCommand {
         A read of nil matches any value. For --model kv, values are [key value] pairs (or ops carry \
         :key), and each key is checked on its own; it also has :get, :put and :append (of a \
         string to the value, a key never written reading as ""), as Porcupine's key-value \
-        histories say. EDN comes one map per line or as one vector; \
+        histories say. --model mutex has :acquire and :release; --model multi-register has \
+        :txn operations of [:read k v] and [:write k v] steps, a register's first read saying \
+        what it held. EDN comes one map per line or as one vector; \
         tagged records (#jepsen.history.Op{...}) and #_ discards are read, and the nemesis's \
         entries are left out. JSON comes one object per line or as one array. Jepsen's text \
         history has a line per operation: process, type, function and value, separated by tabs or spaces \
@@ -31,10 +33,12 @@ struct CheckCommand: ParsableCommand {
         """)
 
     enum ModelChoice: String, ExpressibleByArgument, CaseIterable {
-        case register, casRegister = "cas-register", kv, set, counter, listAppend = "list-append", rwRegister = "rw-register"
+        case register, casRegister = "cas-register", kv, set, counter, mutex, multiRegister = "multi-register"
+        case listAppend = "list-append", rwRegister = "rw-register"
     }
 
-    @Option(help: "register, cas-register, kv, set or counter (linearizability); list-append or rw-register (transactions).") var model: ModelChoice
+    @Option(help: "register, cas-register, kv, set, counter, mutex or multi-register (linearizability); list-append or rw-register (transactions).")
+    var model: ModelChoice
     @Option(help: ArgumentHelp("For list-append and rw-register: read-uncommitted, read-committed, serializable or strict-serializable.",
                                valueName: "MODEL"))
     var consistencyModel: String?
