@@ -53,7 +53,17 @@ public enum HistoryModel: String, CaseIterable, Sendable {
                                    + "); check it with --model \(others.joined(separator: " or "))", line: entry.line)
             }
         }
-        if self == .multiRegister, let entry = entries.first(where: { $0.process != nil && $0.kind != .fail && MultiRegisterModel.steps($0.value) == nil }) {
+        if self == .kv, let entry = entries.first(where: { entry in
+            guard entry.process != nil, entry.function == "append" else { return false }
+            let value = entry.key == nil ? entry.value.list?.last ?? .none : entry.value
+            if case .string = value { return false }
+            return true
+        }) {
+            throw HistoryError(message: "an :append appends a string to a key's value, got \(entry.value)", line: entry.line)
+        }
+        if self == .multiRegister, let entry = entries.first(where: {
+            $0.process != nil && ($0.kind == .invoke || $0.kind == .ok) && MultiRegisterModel.steps($0.value) == nil
+        }) {
             throw HistoryError(message: "a multi-register :txn's :value is a vector of steps like [[:read :x nil] [:write :y 2]], got \(entry.value)",
                                line: entry.line)
         }

@@ -59,7 +59,7 @@ public enum HistoryParser {
     /// Whether `text` is Jepsen's text history (`history.txt`, or the operations in a test's
     /// log): a line with a process, a type and a function.
     public static func looksLikeJepsenLog(_ text: String) -> Bool {
-        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).prefix(200) {
+        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             if logOperation(line) != nil { return true }
         }
         return false
@@ -86,9 +86,12 @@ public enum HistoryParser {
         for position in words.indices.dropFirst() where position + 1 < words.count {
             let type = line[words[position]]
             let function = line[words[position + 1]]
-            guard logTypes.contains(type), function.count > 1, function.first == ":" else { continue }
+            // A process is a number, or the nemesis (a word such as :type is not one).
+            let process = line[words[position - 1]]
+            guard logTypes.contains(type), function.count > 1, function.first == ":",
+                  Int(process) != nil || process.hasSuffix("nemesis") else { continue }
             let value = line[words[position + 1].upperBound...].drop { $0 == " " || $0 == "\t" }
-            return (line[words[position - 1]], type, function, value)
+            return (process, type, function, value)
         }
         return nil
     }

@@ -72,6 +72,7 @@ public struct TransactionHistoryChecker: Sendable {
         let entries = try HistoryParser.parse(text)
         var transactions: [HistoryTransaction] = []
         var open: [Int: Int] = [:]  // process → its open transaction
+        var written: [Version: Int] = [:]  // each value written, and the line it is written on
         for (position, entry) in entries.enumerated() {
             guard let process = entry.process else { continue }
             guard entry.function == "txn" else {
@@ -83,7 +84,14 @@ public struct TransactionHistoryChecker: Sendable {
                     throw HistoryError(message: "process \(process) invoked again before its previous transaction completed", line: entry.line)
                 }
                 open[process] = transactions.count
-                transactions.append(HistoryTransaction(process: process, outcome: .info, steps: try steps(entry.value, line: entry.line),
+                let steps = try steps(entry.value, line: entry.line)
+                for step in steps where step.write {
+                    if let first = written.updateValue(entry.line, forKey: Version(key: step.key, value: step.value)) {
+                        throw HistoryError(message: "\(step.value) is written to key \(step.key) a second time (first on line \(first)); "
+                                           + "a value is written once per key, so that a read names its writer", line: entry.line)
+                    }
+                }
+                transactions.append(HistoryTransaction(process: process, outcome: .info, steps: steps,
                                                        invocation: position, completion: nil, lines: "line \(entry.line)",
                                                        writeName: model.writeName))
             case .ok, .fail, .info:
@@ -142,8 +150,9 @@ public struct TransactionHistoryChecker: Sendable {
     /// The first anomaly the consistency model forbids, or nil. Always: no read of a value nobody
     /// wrote (`garbage-read`), no list holding an element twice (`duplicate-elements`), no cycle
     /// of ww dependencies (G0). From read committed: no read of a failed transaction's write
-    /// (G1a), nor of a state its transaction went on to change (G1b), reads of a list agree on its
-    /// order (`incompatible-order`), no cycle of ww and wr (G1c). From serializable: each
+    /// (G1a), nor of a state its transaction went on to change (G1b), nor of what the
+    /// transaction itself writes only later (`future-read`); reads of a list agree on its order
+    /// (`incompatible-order`); no cycle of ww and wr (G1c). From serializable: each
     /// transaction sees its own writes (`internal`), and no cycle through rw (G-single, G2);
     /// strict serializable: nor through real time.
     public func check(_ transactions: [HistoryTransaction]) -> TransactionAnomaly? {
@@ -157,7 +166,7 @@ public struct TransactionHistoryChecker: Sendable {
         var longest: [Value: (values: [Value], transaction: Int)] = [:]
         var disordered = Set<Value>()
         for (number, transaction) in transactions.enumerated() where transaction.outcome == .ok {
-            for step in transaction.steps where !step.write {
+            for (stepIndex, step) in transaction.steps.enumerated() where !step.write {
                 let values = model == .listAppend ? (step.value.list ?? []) : (step.value == .none ? [] : [step.value])
                 var seen = Set<Value>()
                 for value in values {
@@ -173,6 +182,11 @@ public struct TransactionHistoryChecker: Sendable {
                     }
                 }
                 if committed, let found = intermediateRead(number, step: step, values: values, transactions, writers) { return found }
+                if committed, let value = values.first(where: { value in
+                    writers[Version(key: step.key, value: value)].map { $0.transaction == number && $0.step > stepIndex } ?? false
+                }) {
+                    return anomaly("future-read", "\(Self.show(transaction)) read \(value) from key \(step.key) in step \(stepIndex + 1), which it writes there only later", [transaction])
+                }
                 guard model == .listAppend else { continue }
                 if let before = longest[step.key] {
                     let (short, long) = values.count <= before.values.count ? (values, before.values) : (before.values, values)
@@ -201,12 +215,13 @@ public struct TransactionHistoryChecker: Sendable {
     private func intermediateRead(_ number: Int, step: HistoryTransaction.Step, values: [Value], _ transactions: [HistoryTransaction],
                                   _ writers: [Version: (transaction: Int, step: Int)]) -> TransactionAnomaly? {
         var checked = Set<Int>()
+        let held = Set(values)
         for value in values {
             guard let writer = writers[Version(key: step.key, value: value)], writer.transaction != number,
                   checked.insert(writer.transaction).inserted else { continue }
             let source = transactions[writer.transaction]
             guard let last = source.steps.last(where: { $0.write && $0.key == step.key }) else { continue }
-            let intermediate = model == .listAppend ? !values.contains(last.value) : values.last != last.value
+            let intermediate = model == .listAppend ? !held.contains(last.value) : values.last != last.value
             if intermediate {
                 return anomaly("G1b", "\(Self.show(transactions[number])) read \(step.value) from key \(step.key), a state \(Self.show(source)) went on to change", [transactions[number], source])
             }
@@ -310,7 +325,9 @@ public struct TransactionHistoryChecker: Sendable {
         if model == .rwRegister {
             // The order of a register's versions, as far as it is known: every version follows the
             // initial nil, and a read-then-write puts the write after the version read.
-            var budget = 200_000
+            // Edges from a version's readers to each later writer can be many: a budget bounds them
+            // (the ones left out can only hide a cycle, never make one).
+            var budget = 2_000_000
             for number in members where transactions[number].outcome == .ok {
                 let transaction = transactions[number]
                 let target = node[number]!
@@ -329,7 +346,10 @@ public struct TransactionHistoryChecker: Sendable {
                     }
                     guard let seen = read[step.key], seen != .none else { continue }
                     if let source = writer(step.key, seen) { graph.add(source, target, .ww, key: keyNumber[step.key]) }
-                    for reader in readers[Version(key: step.key, value: seen)] ?? [] { graph.add(reader, target, .rw, key: keyNumber[step.key]) }
+                    for reader in readers[Version(key: step.key, value: seen)] ?? [] where budget > 0 {
+                        graph.add(reader, target, .rw, key: keyNumber[step.key])
+                        budget -= 1
+                    }
                 }
             }
         }

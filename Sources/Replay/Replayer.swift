@@ -49,9 +49,8 @@ public final class Replayer {
     /// For each workload decision, the client operation it was drawn for (client << 32 | ordinal).
     let decisionOperations: [UInt64?]
     /// For a run the wall clock stopped (`run --max-seconds`): after how many events the clock said
-    /// so, and why. The clock is asked every 1,024 events and the run stops when the step under
-    /// way is done, so it said so at the last multiple of 1,024 before the run's closing (a digest
-    /// per node and the end); a replay whose clock says so there stops in the same place.
+    /// so, and why, from the note the run recorded (`Simulator.budgetNote`); a replay whose clock
+    /// says so there stops in the same place.
     let recordedStop: (events: UInt64, reason: String)?
 
     /// Reads the run's configuration and decisions. Fails when the run was not recorded by the
@@ -68,6 +67,7 @@ public final class Replayer {
         var operations: [UInt64?] = []
         var pendingWorkload: [Int] = []
         var ordinals: [UInt64] = []
+        var stop: (events: UInt64, reason: String)?
         // Operations a shrunk run left out: they drew their workload decisions but were never invoked.
         var skipped = Set<UInt64>()
         var skippedGroups: UInt64 = 0
@@ -116,6 +116,12 @@ public final class Replayer {
             case .violation:
                 violation = try? JSONDecoder().decode(Violation.self, from: Data(event.payload))
                 lastSend = nil
+            case .log where event.node == 0 && event.payload.starts(with: Array(Simulator.budgetNote.utf8)):
+                let note = String(decoding: event.payload.dropFirst(Simulator.budgetNote.utf8.count), as: UTF8.self)
+                if note.hasPrefix("wall-time budget"), let end = note.range(of: " (after event #", options: .backwards) {
+                    stop = (event.id, String(note[..<end.lowerBound]))
+                }
+                lastSend = nil
             default:
                 lastSend = nil
             }
@@ -133,12 +139,7 @@ public final class Replayer {
         self.decisionMessages = messages
         self.decisionOperations = operations
         self.recordedViolation = violation
-        let closing = UInt64(configuration.nodes) + 1
-        if info.verdict == "stopped", let summary = info.summary, summary.hasPrefix("wall-time budget"), info.eventCount > closing {
-            recordedStop = ((info.eventCount - closing) / 1024 * 1024, summary)
-        } else {
-            recordedStop = nil
-        }
+        recordedStop = stop
     }
 
     /// Makes `simulator` stop where the recording was stopped by the wall clock, if it was.

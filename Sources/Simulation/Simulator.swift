@@ -60,6 +60,9 @@ public final class Simulator {
     public private(set) var violation: Violation?
     private var stopReason: String?
     private var stopped = false
+    /// The run's closing (its final checks, notes, digests, violation and end) is being recorded:
+    /// after a stop, only it is.
+    private var finishing = false
     /// When the liveness phase began (every fault healed), if it has.
     public internal(set) var livenessStart: UInt64?
 
@@ -194,7 +197,7 @@ public final class Simulator {
         rollingDigest.mix(id)
         if !payload.isEmpty { rollingDigest.mix(payload) }
         if let observer { observer(kind, time, node, peer, id, payload) }
-        if let unmanagedRecorder, !stopped || kind == .runEnd || kind == .violation || kind == .stateDigest {
+        if let unmanagedRecorder, !stopped || finishing {
             let failure: Error? = unmanagedRecorder._withUnsafeGuaranteedRef { recorder in
                 do {
                     try recorder.append(kind: kind, time: time, node: node, peer: peer, id: id, payload: payload)
@@ -211,8 +214,10 @@ public final class Simulator {
         if budgetReason == nil && !stopped {
             if eventCount >= configuration.maxEvents {
                 budgetReason = "event budget of \(configuration.maxEvents) reached"
+                budgetRanOutAt = eventCount
             } else if eventCount & 1023 == 0, let wallTimeLimit, wallTimeLimit.expired() {
                 budgetReason = wallTimeLimit.reason
+                budgetRanOutAt = eventCount
             }
         }
         return number
@@ -243,6 +248,12 @@ public final class Simulator {
     /// A budget ran out during the step under way: the run stops when that step is done, so that
     /// every event the step made is recorded and a replay stops in the same place.
     private var budgetReason: String?
+    /// How many events the run had made when its budget ran out.
+    private var budgetRanOutAt: UInt64 = 0
+    /// The start of the note a run stopped by a budget records before its closing digests, with
+    /// the number of events it had made when the budget ran out (as the note's id): a replay of
+    /// a run the wall clock stopped stops there too.
+    public static let budgetNote = "run stopped: "
 
     private func stopIfOverBudget() {
         guard let budgetReason, !stopped else { return }
@@ -437,12 +448,16 @@ public final class Simulator {
     }
 
     private func finish() -> SimulationResult {
+        finishing = true
         if violation == nil && stopReason == nil {
             for checker in checkers {
                 if let found = checker.finish(self) { report(found); break }
             }
         }
         if violation == nil && stopReason == nil, let found = checkLiveness() { report(found) }
+        if budgetEnded, let budgetReason {
+            emit(.log, node: 0, id: budgetRanOutAt, payload: Array("\(Self.budgetNote)\(budgetReason) (after event #\(budgetRanOutAt - 1))".utf8))
+        }
         recordDigests()
         if let violation {
             let json = (try? JSONCoding.encoder.encode(violation)).map { Array($0) } ?? []

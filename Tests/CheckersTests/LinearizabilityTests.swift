@@ -166,6 +166,10 @@ final class LinearizabilityTests: XCTestCase {
         XCTAssertEqual(lost.key, .string("j"))
         // An empty read after a write is stale.
         XCTAssertNotNil(failure(try verdict(.kv, history.replacingOccurrences(of: ":value \"ba\"", with: ":value \"\""))))
+        // An append of something other than a string is refused, not judged.
+        XCTAssertThrowsError(try HistoryModel.kv.operations(from: "{:process 0, :type :invoke, :f :append, :key \"k\", :value 5}")) { error in
+            XCTAssertEqual((error as? HistoryError)?.line, 1, "\(error)")
+        }
         // Only the kv model appends.
         XCTAssertThrowsError(try HistoryModel.casRegister.operations(from: history.replacingOccurrences(of: ":key \"k\", ", with: "")
             .replacingOccurrences(of: ":key \"j\", ", with: "")))
@@ -317,6 +321,10 @@ final class LinearizabilityTests: XCTestCase {
         XCTAssertEqual(try HistoryModel.casRegister.operations(from: spaced).count, 3)
         XCTAssertNotNil(failure(try verdict(.casRegister, spaced.replacingOccurrences(of: ":write   4", with: ":write   5"))))
         XCTAssertFalse(HistoryParser.looksLikeJepsenLog("{:process 0 :type :invoke :f :read :value nil}"))
+        XCTAssertFalse(HistoryParser.looksLikeJepsenLog("[{:process 0\n :type :invoke :f :read :value nil}]"))
+        // A log whose operations begin after a long preamble.
+        let preamble = (0..<500).map { "INFO  jepsen.core - setting up node n\($0 % 5)" }.joined(separator: "\n")
+        XCTAssertEqual(try HistoryModel.casRegister.operations(from: preamble + "\n" + log).count, 3)
         // A value that is not EDN is an error on its line.
         XCTAssertThrowsError(try HistoryModel.register.operations(from: "0\t:invoke\t:write\t{:a\n")) { error in
             XCTAssertEqual((error as? HistoryError)?.line, 1, "\(error)")

@@ -89,6 +89,15 @@ final class TransactionHistoryTests: XCTestCase {
         """
         XCTAssertNil(try anomaly(.listAppend, .readCommitted, blind))
         XCTAssertEqual(try anomaly(.listAppend, .serializable, blind)?.name, "internal")
+        // A read of what the transaction appends only in a later step.
+        let future = """
+        {:process 0, :type :invoke, :f :txn, :value [[:r 1 nil] [:append 1 1]]}
+        {:process 0, :type :ok, :f :txn, :value [[:r 1 [1]] [:append 1 1]]}
+        """
+        XCTAssertNil(try anomaly(.listAppend, .readUncommitted, future))
+        XCTAssertEqual(try anomaly(.listAppend, .readCommitted, future)?.name, "future-read")
+        XCTAssertEqual(try anomaly(.rwRegister, .readCommitted, "{:process 0, :type :invoke, :f :txn, :value [[:r 1 nil] [:w 1 1]]}\n"
+                                   + "{:process 0, :type :ok, :f :txn, :value [[:r 1 1] [:w 1 1]]}")?.name, "future-read")
     }
 
     func testRegisterOrderIsInferredFromReadsThenWrites() throws {
@@ -116,6 +125,8 @@ final class TransactionHistoryTests: XCTestCase {
             ("{:process 0, :type :invoke, :f :txn, :value [[:append 1]]}", .listAppend, 1),
             ("{:process 0, :type :invoke, :f :txn, :value [[:r 1 nil]]}\n{:process 0, :type :ok, :f :txn, :value [[:r 1 5]]}", .listAppend, 2),
             ("{:process 0, :type :invoke, :f :txn, :value [[:r 1 nil]]}\n{:process 0, :type :ok, :f :txn, :value [[:r 2 nil]]}", .rwRegister, 2),
+            // A value written twice to a key would leave a read without one writer.
+            ("{:process 0, :type :invoke, :f :txn, :value [[:w 1 5]]}\n{:process 1, :type :invoke, :f :txn, :value [[:w 1 5]]}", .rwRegister, 2),
         ]
         for (text, model, line) in cases {
             XCTAssertThrowsError(try TransactionHistoryChecker(model: model, consistency: .serializable).transactions(from: text), text) { error in

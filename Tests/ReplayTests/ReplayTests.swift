@@ -190,12 +190,24 @@ final class ReplayTests: StoreTestCase {
         let (budgetRun, byBudget) = try record(configuration, RaftSystem.self)
         XCTAssertEqual(byBudget.verdict, .stopped)
         XCTAssertGreaterThanOrEqual(byBudget.events, 3_001)
-        for (run, result) in [(recorder.runID, byClock), (budgetRun, byBudget)] {
+        // A run that found a violation and went on until the wall clock stopped it.
+        var failing = self.configuration(EchoSystem.self, seed: 1, suite: .none, bug: "echo.off-by-one", short: false)
+        failing.durationNanoseconds = 600_000_000_000
+        failing.stopOnViolation = false
+        let failingRecorder = try store.beginRun(seed: failing.seed, configuration: "{}", toolVersion: "test")
+        let failingSimulator = Simulator(configuration: failing, system: EchoSystem(configuration: failing), recorder: failingRecorder)
+        var askedAgain = 0
+        failingSimulator.wallTimeLimit = ("wall-time budget of 1 s reached", { askedAgain += 1; return askedAgain >= 3 })
+        let failed = failingSimulator.run()
+        XCTAssertEqual(failed.verdict, .fail)
+        XCTAssertEqual(failed.stopReason, "wall-time budget of 1 s reached")
+        for (run, result) in [(recorder.runID, byClock), (budgetRun, byBudget), (failingRecorder.runID, failed)] {
             let replayer = try Replayer(store: store, run: run)
             XCTAssertEqual(try store.run(run).eventCount, result.events, "every event of the last step is recorded")
-            let fast = try replayer.replay(makeSystem: { RaftSystem(configuration: $0) })
+            let make: (SimulationConfiguration) -> SystemDefinition = { run == failingRecorder.runID ? EchoSystem(configuration: $0) : RaftSystem(configuration: $0) }
+            let fast = try replayer.replay(makeSystem: make)
             XCTAssertTrue(fast.identical, String(describing: fast.firstDivergence))
-            let stepwise = try replayer.replay(system: RaftSystem(configuration: replayer.configuration))
+            let stepwise = try replayer.replay(system: make(replayer.configuration))
             XCTAssertTrue(stepwise.identical, String(describing: stepwise.firstDivergence))
             XCTAssertEqual(stepwise.events, result.events)
         }

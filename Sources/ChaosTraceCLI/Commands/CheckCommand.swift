@@ -43,7 +43,7 @@ struct CheckCommand: ParsableCommand {
                                valueName: "MODEL"))
     var consistencyModel: String?
     @Argument(help: "The history file ('-' for standard input).") var history: String
-    @Option(parsing: .unconditional, help: "Search steps before answering unknown.") var maxSteps: Int = 20_000_000
+    @Option(parsing: .unconditional, help: "Search steps before answering unknown (linearizability models).") var maxSteps: Int = 20_000_000
     @Flag(help: "Print the verdict as JSON.") var json = false
 
     func validate() throws {

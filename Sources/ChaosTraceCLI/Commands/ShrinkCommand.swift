@@ -225,6 +225,7 @@ enum BugReport {
         }
         if configuration.maxEvents != 50_000_000 { words += ["--max-events", String(configuration.maxEvents)] }
         for key in configuration.options.keys.sorted() { words += ["--option", "\(key)=\(configuration.options[key]!)"] }
+        if configuration.stopOnViolation == true { words.append("--stop-on-violation") }
         if let external = configuration.external { words += ["--node-cmd", external.command, "--workload", external.workload] }
         return words.map(shellQuoted).joined(separator: " ")
     }
