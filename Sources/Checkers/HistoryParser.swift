@@ -142,6 +142,10 @@ public enum HistoryParser {
         // maps has a line per operation too).
         var forms: [(EDNForm, Int)] = []
         while let top = try reader.nextForm() {
+            if let operation = tupleOperation(top.form) {
+                forms.append((operation, top.line))
+                continue
+            }
             switch top.form {
             case .map:
                 forms.append((top.form, top.line))
@@ -163,7 +167,21 @@ public enum HistoryParser {
         return try forms.map { try entry(from: $0.0, line: $0.1, names: &names) }
     }
 
+    /// An operation written as a tuple, `[process type f value]` or with an error after it
+    /// (`[70 :invoke :read nil]`, `[71 :fail :read nil :conn-lost]`), as
+    /// older Knossos histories have them: the map it stands for.
+    static func tupleOperation(_ form: EDNForm) -> EDNForm? {
+        guard case .vector(let items) = form, items.count == 4 || items.count == 5, case .keyword(let type) = items[1],
+              RawHistoryEntry.Kind(rawValue: type) != nil else { return nil }
+        switch items[0] {
+        case .integer, .keyword: break
+        default: return nil
+        }
+        return .map([(.keyword("process"), items[0]), (.keyword("type"), items[1]), (.keyword("f"), items[2]), (.keyword("value"), items[3])])
+    }
+
     static func entry(from form: EDNForm, line: Int, names: inout ProcessNames) throws -> RawHistoryEntry {
+        let form = tupleOperation(form) ?? form
         guard case .map(let pairs) = form else {
             throw HistoryError(message: "expected an operation map, found \(form.kind)", line: line)
         }

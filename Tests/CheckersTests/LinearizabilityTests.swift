@@ -331,6 +331,25 @@ final class LinearizabilityTests: XCTestCase {
         }
     }
 
+    func testOperationsWrittenAsTuplesAreRead() throws {
+        // Older Knossos histories: [process type f value], an error perhaps after it, one per
+        // line or all in one vector. The failed read and the failed CAS did not happen.
+        let lines = """
+        [0 :invoke :write 1]
+        [0 :ok :write 1]
+        [1 :invoke :read nil]
+        [1 :fail :read nil :conn-lost]
+        [2 :invoke :cas [1 2]]
+        [2 :ok :cas [1 2]]
+        [1 :invoke :read nil]
+        [1 :ok :read 1]
+        """
+        XCTAssertEqual(try HistoryModel.casRegister.operations(from: lines).count, 3)
+        XCTAssertNotNil(failure(try verdict(.casRegister, lines)), "the read of 1 after the CAS to 2 completed is stale")
+        let vector = "[" + lines.replacingOccurrences(of: "[1 :ok :read 1]", with: "[1 :ok :read 2]") + "]"
+        XCTAssertTrue(isLinearizable(try verdict(.casRegister, vector)))
+    }
+
     func testJSONValuesKeepTheirTypes() throws {
         func history(_ written: String, _ read: String) -> String {
             """

@@ -14,7 +14,7 @@ struct CheckCommand: ParsableCommand {
         string to the value, a key never written reading as ""), as Porcupine's key-value \
         histories say. --model mutex has :acquire and :release; --model multi-register has \
         :txn operations of [:read k v] and [:write k v] steps, a register's first read saying \
-        what it held. EDN comes one map per line or as one vector; \
+        what it held. EDN comes one map per line or as one vector (or as tuples, [process type f value]); \
         tagged records (#jepsen.history.Op{...}) and #_ discards are read, and the nemesis's \
         entries are left out. JSON comes one object per line or as one array. Jepsen's text \
         history has a line per operation: process, type, function and value, separated by tabs or spaces \
