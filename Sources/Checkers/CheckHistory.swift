@@ -9,11 +9,17 @@ public enum HistoryModel: String, CaseIterable, Sendable {
     case multiRegister = "multi-register"
 
     /// Checks `operations` against this model.
-    public func check(_ operations: [HistoryOperation], checker: LinearizabilityChecker = LinearizabilityChecker()) -> LinearizabilityVerdict {
+    /// Whether the model has a starting value (`check(_:checker:initial:)`).
+    public var hasInitialValue: Bool { self == .register || self == .casRegister || self == .kv }
+
+    /// `initial`: the value of the register (of every key) before the history, for the models
+    /// that have one (nil: never written).
+    public func check(_ operations: [HistoryOperation], checker: LinearizabilityChecker = LinearizabilityChecker(),
+                      initial: Value = .none) -> LinearizabilityVerdict {
         switch self {
-        case .register: checker.check(operations, model: RegisterModel())
-        case .casRegister: checker.check(operations, model: CASRegisterModel())
-        case .kv: checker.check(operations, model: KeyValueModel())
+        case .register: checker.check(operations, model: RegisterModel(initial: initial))
+        case .casRegister: checker.check(operations, model: CASRegisterModel(initial: initial))
+        case .kv: checker.check(operations, model: KeyValueModel(initial: initial))
         case .set: checker.check(operations, model: SetModel())
         case .counter: checker.check(operations, model: CounterModel())
         case .mutex: checker.check(operations, model: MutexModel())

@@ -51,6 +51,14 @@ public enum HistoryParser {
         return try parseEDN(text)
     }
 
+    /// One EDN value (`0`, `nil`, `"x"`, `[1 2]`), for options that take one.
+    public static func parseValue(_ text: String) throws -> Value {
+        var reader = EDNReader(Array(text.utf8))
+        guard let form = try reader.nextForm() else { throw HistoryError(message: "no value in '\(text)'", line: nil) }
+        guard try reader.nextForm() == nil else { throw HistoryError(message: "more than one value in '\(text)'", line: nil) }
+        return try form.form.value(line: 1)
+    }
+
     // MARK: Jepsen's text history
 
     /// The operation types of a tab-separated history line.

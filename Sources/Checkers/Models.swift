@@ -20,8 +20,8 @@ func readMatches(_ output: Value, _ state: Value) -> Bool {
 /// A read/write register (reads of nil match anything; `:absent` means never written).
 public struct RegisterModel: Model {
     public let name = "register"
-    public let initial: Value = .none
-    public init() {}
+    public let initial: Value
+    public init(initial: Value = .none) { self.initial = initial }
     public func step(_ state: Value, _ operation: HistoryOperation) -> Value? {
         switch operation.function {
         case .write: operation.input
@@ -55,8 +55,9 @@ public struct CASRegisterModel: Model {
 /// `:append` of a string to the value; a key never written reads as "").
 public struct KeyValueModel: Model {
     public let name = "kv"
-    public let initial: Value = .none
-    public init() {}
+    /// Every key's value before the history.
+    public let initial: Value
+    public init(initial: Value = .none) { self.initial = initial }
     public func step(_ state: Value, _ operation: HistoryOperation) -> Value? {
         switch operation.function {
         case .append:

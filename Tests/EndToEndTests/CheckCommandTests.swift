@@ -32,6 +32,18 @@ final class CheckCommandTests: XCTestCase {
         XCTAssertTrue(plain.stderr.contains("plain.edn") && plain.stderr.contains(":f :txn"), plain.stderr)
     }
 
+    func testAStartingValueCanBeGiven() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("cas.edn").path
+        try "[0 :invoke :cas [0 1]]\n[0 :ok :cas [0 1]]\n".write(toFile: path, atomically: true, encoding: .utf8)
+        // A register nobody wrote holds nil, so a CAS from 0 cannot succeed, unless it started at 0.
+        XCTAssertEqual(try CLI.run(["check", "--model", "cas-register", path]).status, 1)
+        XCTAssertEqual(try CLI.run(["check", "--model", "cas-register", "--initial", "0", path]).status, 0)
+        XCTAssertEqual(try CLI.run(["check", "--model", "counter", "--initial", "0", path]).status, 64)
+        XCTAssertEqual(try CLI.run(["check", "--model", "cas-register", "--initial", "{:a", path]).status, 64)
+    }
+
     func testCheckExitCodesFollowTheVerdict() throws {
         let directory = temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: directory) }

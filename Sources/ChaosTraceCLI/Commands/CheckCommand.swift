@@ -44,10 +44,19 @@ struct CheckCommand: ParsableCommand {
     var consistencyModel: String?
     @Argument(help: "The history file ('-' for standard input).") var history: String
     @Option(parsing: .unconditional, help: "Search steps before answering unknown (linearizability models).") var maxSteps: Int = 20_000_000
+    @Option(help: ArgumentHelp("For register, cas-register and kv: the value before the history (of every key), in EDN, e.g. 0 as Knossos's tests start (default: nil, never written).",
+                               valueName: "VALUE"))
+    var initial: String?
     @Flag(help: "Print the verdict as JSON.") var json = false
 
     func validate() throws {
         guard maxSteps > 0 else { throw ValidationError("--max-steps must be at least 1") }
+        if let initial {
+            guard HistoryModel(rawValue: model.rawValue)?.hasInitialValue == true else {
+                throw ValidationError("--initial is for the models register, cas-register and kv, not \(model.rawValue)")
+            }
+            do { _ = try HistoryParser.parseValue(initial) } catch { throw ValidationError("--initial: \(error)") }
+        }
         if let consistencyModel {
             guard TransactionModel(rawValue: model.rawValue) != nil else {
                 throw ValidationError("--consistency-model is for the transaction models list-append and rw-register, not \(model.rawValue)")
@@ -99,7 +108,8 @@ struct CheckCommand: ParsableCommand {
         } catch let error as HistoryError {
             throw CommandFailure(message: "\(history): \(error); fix the history and try again", exitCode: Exit.badData)
         }
-        let verdict = historyModel.check(operations, checker: LinearizabilityChecker(maxSteps: maxSteps))
+        let start = try initial.map { try HistoryParser.parseValue($0) } ?? .none
+        let verdict = historyModel.check(operations, checker: LinearizabilityChecker(maxSteps: maxSteps), initial: start)
         try Self.report(verdict, operations: operations.count, model: model.rawValue, json: json)
     }
 
