@@ -53,7 +53,9 @@ public enum HistoryModel: String, CaseIterable, Sendable {
         for entry in entries where entry.process != nil {
             guard let function = HistoryOperation.Function(named: entry.function) else { continue }
             guard functions.contains(function) else {
-                let others = HistoryModel.allCases.filter { $0.functions.contains(function) }.map(\.rawValue)
+                var others = HistoryModel.allCases.filter { $0.functions.contains(function) }.map(\.rawValue)
+                // Transactions are also what the transactional models check.
+                if function == .txn { others += TransactionModel.allCases.map(\.rawValue) }
                 throw HistoryError(message: "model \(rawValue) has no :\(entry.function) operations (it has "
                                    + functions.map { ":\($0.rawValue)" }.joined(separator: " and ")
                                    + "); check it with --model \(others.joined(separator: " or "))", line: entry.line)
