@@ -116,6 +116,29 @@ final class ExternalNodeTests: XCTestCase {
         XCTAssertTrue(completions[0][step.upperBound...].hasPrefix(":r ") || completions[0][step.upperBound...].hasPrefix(":w "), String(completions[0]))
     }
 
+    func testAnExportedTransactionHistoryChecksAsTheRunJudgedIt() throws {
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = directory.appendingPathComponent("runs.trace").path
+        let history = directory.appendingPathComponent("history.edn").path
+        for (flags, failing) in [("--snapshot-txn", true), ("", false)] {
+            let run = try CLI.run(["run", "--node-cmd", try python(flags), "--workload", "txn-list-append", "--seed", "2",
+                                   "--option", "isolation=3", "--store", store, "--json"] + short)
+            XCTAssertEqual(run.status, failing ? 1 : 0, run.stdout + run.stderr)
+            let outcome = try XCTUnwrap((try jsonObject(run.stdout)["runs"] as? [[String: Any]])?.first)
+            XCTAssertEqual(try CLI.run(["export", "latest", "--store", store, "--format", "edn", "--output", history]).status, 0)
+            let check = try CLI.run(["check", "--model", "list-append", "--consistency-model", "serializable", history, "--json"])
+            XCTAssertEqual(check.status, failing ? 1 : 0, check.stdout + check.stderr)
+            if failing {
+                // The same kind of anomaly as the run's own checker found.
+                let anomaly = try XCTUnwrap(try jsonObject(check.stdout)["anomaly"] as? String)
+                let violation = try XCTUnwrap(outcome["violation"] as? [String: Any])
+                XCTAssertEqual(violation["checker"] as? String, "txn-list-append")
+                XCTAssertEqual(violation["kind"] as? String, anomaly, check.stdout)
+            }
+        }
+    }
+
     func testTheSameSeedRunsTheSameInASecondProcess() throws {
         let run = try CLI.run(["run", "--node-cmd", try python(), "--workload", "lin-kv", "--seeds", "2", "--no-record",
                                "--check-determinism"] + short)
