@@ -7,6 +7,8 @@ public enum HistoryModel: String, CaseIterable, Sendable {
     case counter
     case mutex
     case multiRegister = "multi-register"
+    case fifoQueue = "fifo-queue"
+    case unorderedQueue = "unordered-queue"
 
     /// Checks `operations` against this model.
     /// Whether the model has a starting value (`check(_:checker:initial:)`).
@@ -24,6 +26,8 @@ public enum HistoryModel: String, CaseIterable, Sendable {
         case .counter: checker.check(operations, model: CounterModel())
         case .mutex: checker.check(operations, model: MutexModel())
         case .multiRegister: checker.check(operations, model: MultiRegisterModel())
+        case .fifoQueue: checker.check(operations, model: QueueModel(unordered: false))
+        case .unorderedQueue: checker.check(operations, model: QueueModel(unordered: true))
         }
     }
 
@@ -37,6 +41,7 @@ public enum HistoryModel: String, CaseIterable, Sendable {
         case .set, .counter: [.read, .add]
         case .mutex: [.acquire, .release]
         case .multiRegister: [.txn]
+        case .fifoQueue, .unorderedQueue: [.enqueue, .dequeue]
         }
     }
 

@@ -25,7 +25,11 @@ public indirect enum Value: Hashable, Sendable, CustomStringConvertible {
 /// One operation of a history: its invocation and, unless it is indeterminate, its completion.
 public struct HistoryOperation: Sendable, Equatable {
     public enum Function: String, Sendable {
-        case read, write, cas, add, append, acquire, release, txn
+        case read, write, cas, add, append, acquire, release, txn, enqueue, dequeue
+
+        /// Whether the operation's result is what its completion says (a read's value, a
+        /// dequeue's element, a transaction's steps with what they read).
+        var returnsValue: Bool { self == .read || self == .dequeue || self == .txn }
 
         /// The function a history names: its own name, or `get` (a read) and `put` (a write), as
         /// Porcupine's key-value histories call them.
@@ -69,7 +73,7 @@ public struct HistoryOperation: Sendable, Equatable {
 
     /// The operation in Jepsen's notation.
     public var edn: String {
-        let value: Value = function == .read || (function == .txn && !isIndeterminate) ? output : input
+        let value: Value = function == .read || function == .dequeue || (function == .txn && !isIndeterminate) ? output : input
         let shown: Value = key.map { .list([$0, value]) } ?? value
         return "{:process \(process), :type \(isIndeterminate ? ":info" : ":ok"), :f :\(function.rawValue), :value \(shown)}"
     }
@@ -104,7 +108,7 @@ public enum History {
         for (position, entry) in entries.enumerated() {
             guard let process = entry.process else { continue }
             guard let function = HistoryOperation.Function(named: entry.function) else {
-                throw HistoryError(message: "unknown function :\(entry.function) (expected read, write, cas, add; for --model kv get, put and append; for mutex acquire and release; for multi-register txn)", line: entry.line)
+                throw HistoryError(message: "unknown function :\(entry.function) (expected read, write, cas, add; for --model kv get, put and append; for mutex acquire and release; for multi-register txn; for the queues enqueue and dequeue)", line: entry.line)
             }
             var key = entry.key
             var value = entry.value
@@ -123,7 +127,7 @@ public enum History {
                 pending[process] = (entry, position)
                 slots[process] = operations.count
                 operations.append(HistoryOperation(process: process, function: function, key: key,
-                                                   input: function == .read ? .none : value, output: .none,
+                                                   input: function == .read || function == .dequeue ? .none : value, output: .none,
                                                    invocation: position, completion: nil, source: "line \(entry.line)"))
             case .ok, .fail, .info:
                 guard let open = pending.removeValue(forKey: process), let slot = slots.removeValue(forKey: process) else {
@@ -135,7 +139,7 @@ public enum History {
                 switch entry.kind {
                 case .ok:
                     operations[slot].completion = position
-                    if function == .read || function == .txn { operations[slot].output = value }
+                    if function.returnsValue { operations[slot].output = value }
                     operations[slot].source += "–\(entry.line)"
                 case .fail:
                     operations[slot].function = function

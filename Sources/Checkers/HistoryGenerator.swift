@@ -51,7 +51,7 @@ public struct HistoryGenerator {
                     case .cas:
                         let pair = operation.input.list!
                         if registers[key] == pair[0] { registers[key] = pair[1] } else { operation.source = "failed" }
-                    case .add, .append, .acquire, .release, .txn: break
+                    case .add, .append, .acquire, .release, .txn, .enqueue, .dequeue: break
                     }
                     result[current.index] = operation
                     current.applied = true

@@ -26,7 +26,7 @@ public struct RegisterModel: Model {
         switch operation.function {
         case .write: operation.input
         case .read: readMatches(operation.output, state) ? state : nil
-        case .cas, .add, .append, .acquire, .release, .txn: nil
+        case .cas, .add, .append, .acquire, .release, .txn, .enqueue, .dequeue: nil
         }
     }
     public func describe(_ state: Value) -> String { "value \(state)" }
@@ -44,7 +44,7 @@ public struct CASRegisterModel: Model {
         case .cas:
             guard let pair = operation.input.list, pair.count == 2 else { return nil }
             return state == pair[0] ? pair[1] : nil
-        case .add, .append, .acquire, .release, .txn: return nil
+        case .add, .append, .acquire, .release, .txn, .enqueue, .dequeue: return nil
         }
     }
     public func describe(_ state: Value) -> String { "value \(state)" }
@@ -90,7 +90,7 @@ public struct SetModel: Model {
             if operation.output == .none { return state }
             guard let read = operation.output.list else { return nil }
             return Set(read) == Set(state) ? state : nil
-        case .write, .cas, .append, .acquire, .release, .txn: return nil
+        case .write, .cas, .append, .acquire, .release, .txn, .enqueue, .dequeue: return nil
         }
     }
     public func describe(_ state: [Value]) -> String { "set #{" + state.map(\.description).joined(separator: " ") + "}" }
@@ -109,7 +109,7 @@ public struct CounterModel: Model {
         case .read:
             if operation.output == .none { return state }
             return operation.output.int == state ? state : nil
-        case .write, .cas, .append, .acquire, .release, .txn: return nil
+        case .write, .cas, .append, .acquire, .release, .txn, .enqueue, .dequeue: return nil
         }
     }
     public func describe(_ state: Int64) -> String { "total \(state)" }
@@ -176,4 +176,37 @@ public struct MultiRegisterModel: Model {
     public func describe(_ state: [Value: Value]) -> String {
         "registers {" + state.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", ") + "}"
     }
+}
+
+/// A queue: `:enqueue x`, and `:dequeue` returning the element it took (nil: the queue was
+/// empty). First in, first out, or, `unordered`, any element that is in it. A dequeue of unknown
+/// outcome takes the head of a FIFO queue; of an unordered one it is left out (what it took is
+/// unknown, and an element left in the queue makes no later operation impossible).
+public struct QueueModel: Model {
+    public let name: String
+    public let unordered: Bool
+    public let initial: [Value] = []
+    public init(unordered: Bool) {
+        self.unordered = unordered
+        name = unordered ? "unordered-queue" : "fifo-queue"
+    }
+    public func step(_ queue: [Value], _ operation: HistoryOperation) -> [Value]? {
+        switch operation.function {
+        case .enqueue:
+            return queue + [operation.input]
+        case .dequeue:
+            if operation.isIndeterminate { return unordered || queue.isEmpty ? queue : Array(queue.dropFirst()) }
+            if operation.output == .none { return queue.isEmpty ? queue : nil }
+            if unordered {
+                guard let index = queue.firstIndex(of: operation.output) else { return nil }
+                var rest = queue
+                rest.remove(at: index)
+                return rest
+            }
+            return queue.first == operation.output ? Array(queue.dropFirst()) : nil
+        default:
+            return nil
+        }
+    }
+    public func describe(_ queue: [Value]) -> String { "queue [" + queue.map(\.description).joined(separator: " ") + "]" }
 }

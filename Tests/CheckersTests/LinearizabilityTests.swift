@@ -204,6 +204,35 @@ final class LinearizabilityTests: XCTestCase {
         }
     }
 
+    func testQueueModels() throws {
+        // 1 then 2 enqueued one after the other; a dequeue gets 2 first.
+        let history = """
+        {:process 0, :type :invoke, :f :enqueue, :value 1}
+        {:process 0, :type :ok, :f :enqueue, :value 1}
+        {:process 0, :type :invoke, :f :enqueue, :value 2}
+        {:process 0, :type :ok, :f :enqueue, :value 2}
+        {:process 1, :type :invoke, :f :dequeue, :value nil}
+        {:process 1, :type :ok, :f :dequeue, :value 2}
+        {:process 1, :type :invoke, :f :dequeue, :value nil}
+        {:process 1, :type :ok, :f :dequeue, :value 1}
+        """
+        XCTAssertNotNil(failure(try verdict(.fifoQueue, history)), "first in, first out")
+        XCTAssertTrue(isLinearizable(try verdict(.unorderedQueue, history)))
+        // Dequeued in the order enqueued, the FIFO queue is fine too.
+        let inOrder = history.replacingOccurrences(of: ":ok, :f :dequeue, :value 2", with: ":ok, :f :dequeue, :value X")
+            .replacingOccurrences(of: ":ok, :f :dequeue, :value 1", with: ":ok, :f :dequeue, :value 2")
+            .replacingOccurrences(of: ":ok, :f :dequeue, :value X", with: ":ok, :f :dequeue, :value 1")
+        XCTAssertTrue(isLinearizable(try verdict(.fifoQueue, inOrder)))
+        // An element dequeued twice; a dequeue finding the queue empty (nil) while 1 is in it.
+        XCTAssertNotNil(failure(try verdict(.unorderedQueue, history.replacingOccurrences(of: ":ok, :f :dequeue, :value 1", with: ":ok, :f :dequeue, :value 2"))))
+        XCTAssertNotNil(failure(try verdict(.unorderedQueue, history.replacingOccurrences(of: ":ok, :f :dequeue, :value 1", with: ":ok, :f :dequeue, :value nil"))))
+        // A dequeue of unknown outcome may have taken the head.
+        let crashed = history.replacingOccurrences(of: "{:process 1, :type :ok, :f :dequeue, :value 2}", with: "{:process 1, :type :info, :f :dequeue, :value nil}")
+            .replacingOccurrences(of: "{:process 1, :type :invoke, :f :dequeue, :value nil}\n{:process 1, :type :ok, :f :dequeue, :value 1}",
+                                  with: "{:process 2, :type :invoke, :f :dequeue, :value nil}\n{:process 2, :type :ok, :f :dequeue, :value 2}")
+        XCTAssertTrue(isLinearizable(try verdict(.fifoQueue, crashed)))
+    }
+
     func testSetAndCounterModels() throws {
         let set = """
         {"process": 0, "type": "invoke", "f": "add", "value": 1}

@@ -14,7 +14,8 @@ struct CheckCommand: ParsableCommand {
         string to the value, a key never written reading as ""), as Porcupine's key-value \
         histories say. --model mutex has :acquire and :release; --model multi-register has \
         :txn operations of [:read k v] and [:write k v] steps, a register's first read saying \
-        what it held. EDN comes one map per line or as one vector (or as tuples, [process type f value]); \
+        what it held. --model fifo-queue and unordered-queue have :enqueue x and :dequeue \
+        returning the element taken (nil: empty). EDN comes one map per line or as one vector (or as tuples, [process type f value]); \
         tagged records (#jepsen.history.Op{...}) and #_ discards are read, and the nemesis's \
         entries are left out. JSON comes one object per line or as one array. Jepsen's text \
         history has a line per operation: process, type, function and value, separated by tabs or spaces \
@@ -34,10 +35,11 @@ struct CheckCommand: ParsableCommand {
 
     enum ModelChoice: String, ExpressibleByArgument, CaseIterable {
         case register, casRegister = "cas-register", kv, set, counter, mutex, multiRegister = "multi-register"
+        case fifoQueue = "fifo-queue", unorderedQueue = "unordered-queue"
         case listAppend = "list-append", rwRegister = "rw-register"
     }
 
-    @Option(help: "register, cas-register, kv, set, counter, mutex or multi-register (linearizability); list-append or rw-register (transactions).")
+    @Option(help: "register, cas-register, kv, set, counter, mutex, multi-register, fifo-queue or unordered-queue (linearizability); list-append or rw-register (transactions).")
     var model: ModelChoice
     @Option(help: ArgumentHelp("For list-append and rw-register: read-uncommitted, read-committed, serializable or strict-serializable.",
                                valueName: "MODEL"))
