@@ -336,6 +336,13 @@ enum Maelstrom {
     }
 
     /// Canonical text of any JSON value (for ids and echoes).
+    /// `text` as a report quotes it: a long one (a node may answer with megabytes) cut to its
+    /// first 200 characters and its length.
+    static func clipped(_ text: String) -> String {
+        guard text.utf8.count > 240 else { return text }
+        return String(text.prefix(200)) + "… (\(text.utf8.count) bytes)"
+    }
+
     static func text(_ value: Any?) -> String {
         guard let value else { return "null" }
         if let string = value as? String { return string }
@@ -614,11 +621,12 @@ final class ExternalNode: Node {
         switch system.workload {
         case .echo:
             let text = Maelstrom.text(body["echo"])
-            system.observations.texts[request.id] = text
+            // Kept only to quote in a report.
+            system.observations.texts[request.id] = Maelstrom.clipped(text)
             context.reply(to: request, .ok(Int64(text) ?? Int64.min))
         case .uniqueIDs:
             let text = Maelstrom.text(body["id"])
-            system.observations.texts[request.id] = text
+            system.observations.texts[request.id] = Maelstrom.clipped(text)
             var digest = StableDigest()
             digest.mix(Array(text.utf8))
             context.reply(to: request, .ok(Int64(bitPattern: digest.value)))

@@ -139,6 +139,27 @@ final class ExternalNodeTests: XCTestCase {
         }
     }
 
+    func testAHugeAnswerIsQuotedShort() throws {
+        // A node that answers every echo with a megabyte of text: the report quotes its start.
+        let directory = temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let script = directory.appendingPathComponent("huge.py").path
+        try """
+        import json, sys
+        for line in sys.stdin:
+            message = json.loads(line)
+            body = message["body"]
+            answer = {"type": "init_ok"} if body["type"] == "init" else {"type": "echo_ok", "echo": "x" * 1000000}
+            answer["in_reply_to"] = body["msg_id"]
+            print(json.dumps({"src": message["dest"], "dest": message["src"], "body": answer}), flush=True)
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        let run = try CLI.run(["run", "--node-cmd", try python().replacingOccurrences(of: ExternalNodeTests.node, with: script),
+                               "--workload", "echo", "--seed", "1", "--no-record"] + short)
+        XCTAssertEqual(run.status, 1, run.stderr)
+        XCTAssertTrue(run.stdout.contains("… (1000000 bytes)"), String(run.stdout.prefix(2000)))
+        XCTAssertLessThan(run.stdout.utf8.count, 5000)
+    }
+
     func testTheSameSeedRunsTheSameInASecondProcess() throws {
         let run = try CLI.run(["run", "--node-cmd", try python(), "--workload", "lin-kv", "--seeds", "2", "--no-record",
                                "--check-determinism"] + short)
