@@ -95,7 +95,7 @@ struct CheckCommand: ParsableCommand {
                 throw CommandFailure(message: "cannot read \(history) (a directory?); give a history file", exitCode: Exit.badData)
             }
             guard let decoded = String(data: data, encoding: .utf8) else {
-                throw CommandFailure(message: "\(history) is not UTF-8 text; a history is EDN or JSON lines", exitCode: Exit.badData)
+                throw CommandFailure(message: "\(history) is not UTF-8 text; a history is EDN, JSON or Jepsen's text history", exitCode: Exit.badData)
             }
             text = decoded
         }
