@@ -158,7 +158,11 @@ public struct TransactionGraph {
     /// so a huge component costs little; in one, a G1c or G2 may be named where the bounded
     /// search missed a G0 or G-single. The verdict is the same.
     public func anomaly(in components: [[Int]], allowed: Set<Dependency>) -> (name: String, cycle: Cycle)? {
-        let realtime = allowed.contains(.realtime) ? "-realtime" : ""
+        let realtimeAllowed = allowed.contains(.realtime)
+        // A cycle through real time says so in its name.
+        func named(_ name: String, _ cycle: Cycle) -> (name: String, cycle: Cycle) {
+            (cycle.contains { $0.edge.dependency == .realtime } ? name + "-realtime" : name, cycle)
+        }
         for component in components {
             let members = Set(component)
             func shortestCycle(_ kinds: Set<Dependency>) -> Cycle? {
@@ -171,10 +175,10 @@ public struct TransactionGraph {
                 }
                 return best
             }
-            let writes: Set<Dependency> = realtime.isEmpty ? [.ww] : [.ww, .realtime]
+            let writes: Set<Dependency> = realtimeAllowed ? [.ww, .realtime] : [.ww]
             let reads = writes.union([.wr])
-            if let cycle = shortestCycle(writes) { return ("G0" + realtime, cycle) }
-            if let cycle = shortestCycle(reads) { return ("G1c" + realtime, cycle) }
+            if let cycle = shortestCycle(writes) { return named("G0", cycle) }
+            if let cycle = shortestCycle(reads) { return named("G1c", cycle) }
             // One anti-dependency, closed by dependencies.
             var single: Cycle?
             var tried = 0
@@ -187,8 +191,8 @@ public struct TransactionGraph {
                     if single == nil || cycle.count < single!.count { single = cycle }
                 }
             }
-            if let single { return ("G-single" + realtime, single) }
-            if let cycle = shortestCycle(allowed) { return ("G2" + realtime, cycle) }
+            if let single { return named("G-single", single) }
+            if let cycle = shortestCycle(allowed) { return named("G2", cycle) }
         }
         return nil
     }

@@ -156,6 +156,18 @@ public struct TransactionHistoryChecker: Sendable {
     /// transaction sees its own writes (`internal`), and no cycle through rw (G-single, G2);
     /// strict serializable: nor through real time.
     public func check(_ transactions: [HistoryTransaction]) -> TransactionAnomaly? {
+        anomalies(transactions).first
+    }
+
+    /// Every kind of anomaly the consistency model forbids that the history shows, each once
+    /// (with its first instance), as Elle lists them: the reads' anomalies first, in the order of
+    /// the history, then the cycles'.
+    public func anomalies(_ transactions: [HistoryTransaction]) -> [TransactionAnomaly] {
+        var found: [TransactionAnomaly] = []
+        var named = Set<String>()
+        func note(_ name: String, _ explanation: String, _ involved: [HistoryTransaction]) {
+            if named.insert(name).inserted { found.append(anomaly(name, explanation, involved)) }
+        }
         var writers: [Version: (transaction: Int, step: Int)] = [:]
         for (number, transaction) in transactions.enumerated() {
             for (index, step) in transaction.steps.enumerated() where step.write {
@@ -171,30 +183,34 @@ public struct TransactionHistoryChecker: Sendable {
                 var seen = Set<Value>()
                 for value in values {
                     if !seen.insert(value).inserted {
-                        return anomaly("duplicate-elements", "\(Self.show(transaction)) read \(step.value) from key \(step.key): \(value) is in it twice", [transaction])
+                        note("duplicate-elements", "\(Self.show(transaction)) read \(step.value) from key \(step.key): \(value) is in it twice", [transaction])
                     }
                     guard let writer = writers[Version(key: step.key, value: value)] else {
-                        return anomaly("garbage-read", "\(Self.show(transaction)) read \(value) from key \(step.key), which no transaction wrote there", [transaction])
+                        note("garbage-read", "\(Self.show(transaction)) read \(value) from key \(step.key), which no transaction wrote there", [transaction])
+                        continue
                     }
                     let source = transactions[writer.transaction]
                     if committed && source.outcome == .fail {
-                        return anomaly("G1a", "\(Self.show(transaction)) read \(value) from key \(step.key), written by \(Self.show(source)), which failed", [transaction, source])
+                        note("G1a", "\(Self.show(transaction)) read \(value) from key \(step.key), written by \(Self.show(source)), which failed", [transaction, source])
                     }
                 }
-                if committed, let found = intermediateRead(number, step: step, values: values, transactions, writers) { return found }
+                if committed, let intermediate = intermediateRead(number, step: step, values: values, transactions, writers) {
+                    note(intermediate.name, intermediate.explanation, intermediate.transactions)
+                }
                 if committed, let value = values.first(where: { value in
                     writers[Version(key: step.key, value: value)].map { $0.transaction == number && $0.step > stepIndex } ?? false
                 }) {
-                    return anomaly("future-read", "\(Self.show(transaction)) read \(value) from key \(step.key) in step \(stepIndex + 1), which it writes there only later", [transaction])
+                    note("future-read", "\(Self.show(transaction)) read \(value) from key \(step.key) in step \(stepIndex + 1), which it writes there only later", [transaction])
                 }
-                guard model == .listAppend else { continue }
+                guard model == .listAppend, !disordered.contains(step.key) else { continue }
                 if let before = longest[step.key] {
                     let (short, long) = values.count <= before.values.count ? (values, before.values) : (before.values, values)
                     guard long.starts(with: short) else {
                         if committed {
                             let other = transactions[before.transaction]
-                            return anomaly("incompatible-order", "reads of key \(step.key) disagree on its order: \(Self.show(transaction)) read \(step.value), \(Self.show(other)) read \(Value.list(before.values)); neither is a prefix of the other", [transaction, other])
+                            note("incompatible-order", "reads of key \(step.key) disagree on its order: \(Self.show(transaction)) read \(step.value), \(Self.show(other)) read \(Value.list(before.values)); neither is a prefix of the other", [transaction, other])
                         }
+                        // Its order of versions is unknown.
                         disordered.insert(step.key)
                         continue
                     }
@@ -203,11 +219,16 @@ public struct TransactionHistoryChecker: Sendable {
                     longest[step.key] = (values, number)
                 }
             }
-            if consistency >= .serializable, let found = internalRead(transaction) { return found }
+            if consistency >= .serializable, let inconsistent = internalRead(transaction) {
+                note(inconsistent.name, inconsistent.explanation, inconsistent.transactions)
+            }
         }
         var versions: [Value: [Value]] = [:]
         for (key, read) in longest where !disordered.contains(key) { versions[key] = read.values }
-        return cycle(transactions, writers: writers, versions: versions)
+        for cycle in cycles(transactions, writers: writers, versions: versions) where named.insert(cycle.name).inserted {
+            found.append(cycle)
+        }
+        return found
     }
 
     /// G1b: a read of a state its writer went on to change: a register value it overwrote, or a
@@ -256,8 +277,8 @@ public struct TransactionHistoryChecker: Sendable {
 
     /// A cycle of dependencies the consistency model forbids (`TransactionGraph`), between the
     /// completed transactions and those of unknown outcome whose writes someone read.
-    private func cycle(_ transactions: [HistoryTransaction], writers: [Version: (transaction: Int, step: Int)],
-                       versions: [Value: [Value]]) -> TransactionAnomaly? {
+    private func cycles(_ transactions: [HistoryTransaction], writers: [Version: (transaction: Int, step: Int)],
+                        versions: [Value: [Value]]) -> [TransactionAnomaly] {
         var observed = Set<Int>()
         for transaction in transactions where transaction.outcome == .ok {
             for step in transaction.steps where !step.write {
@@ -273,7 +294,7 @@ public struct TransactionHistoryChecker: Sendable {
             node[number] = members.count
             members.append(number)
         }
-        guard members.count > 1 else { return nil }
+        guard members.count > 1 else { return [] }
         // Keys by number, in the order they first appear, for the graph's edges.
         var keys: [Value] = []
         var keyNumber: [Value: UInt64] = [:]
@@ -353,24 +374,26 @@ public struct TransactionHistoryChecker: Sendable {
                 }
             }
         }
+        // Each component's worst cycle, at each of the levels the model forbids (the first 100
+        // components at each: a history with more shows its kinds long before).
+        var found: [TransactionAnomaly] = []
+        func search(_ allowed: Set<TransactionGraph.Dependency>) {
+            for component in graph.components(allowed: allowed).prefix(100) {
+                if let cycle = graph.anomaly(in: [component], allowed: allowed) { found.append(cycleAnomaly(cycle, members, transactions, keys)) }
+            }
+        }
         var allowed: Set<TransactionGraph.Dependency> = consistency >= .readCommitted ? [.ww, .wr] : [.ww]
-        if let found = graph.anomaly(in: graph.components(allowed: allowed), allowed: allowed) {
-            return cycleAnomaly(found, members, transactions, keys)
-        }
-        guard consistency >= .serializable else { return nil }
+        search(allowed)
+        guard consistency >= .serializable else { return found }
         allowed.insert(.rw)
-        if let found = graph.anomaly(in: graph.components(allowed: allowed), allowed: allowed) {
-            return cycleAnomaly(found, members, transactions, keys)
-        }
-        guard consistency >= .strictSerializable else { return nil }
+        search(allowed)
+        guard consistency >= .strictSerializable else { return found }
         // Real time, with history positions as the order of time.
         graph.addRealtime(invoked: members.map { UInt64(transactions[$0].invocation) },
                           completed: members.map { transactions[$0].completion.map(UInt64.init) })
         allowed.insert(.realtime)
-        if let found = graph.anomaly(in: graph.components(allowed: allowed), allowed: allowed) {
-            return cycleAnomaly(found, members, transactions, keys)
-        }
-        return nil
+        search(allowed)
+        return found
     }
 
     private func cycleAnomaly(_ found: (name: String, cycle: TransactionGraph.Cycle), _ members: [Int],

@@ -100,6 +100,23 @@ final class TransactionHistoryTests: XCTestCase {
                                    + "{:process 0, :type :ok, :f :txn, :value [[:r 1 1] [:w 1 1]]}")?.name, "future-read")
     }
 
+    func testEveryKindOfAnomalyIsListedOnce() throws {
+        // The write skew, and a read of a failed transaction's append twice over.
+        let history = writeSkew + """
+
+        {:process 3, :type :invoke, :f :txn, :value [[:append 3 1]]}
+        {:process 3, :type :fail, :f :txn, :value [[:append 3 1]]}
+        {:process 4, :type :invoke, :f :txn, :value [[:r 3 nil] [:r 3 nil]]}
+        {:process 4, :type :ok, :f :txn, :value [[:r 3 [1]] [:r 3 [1]]]}
+        """
+        let checker = TransactionHistoryChecker(model: .listAppend, consistency: .serializable)
+        let found = checker.anomalies(try checker.transactions(from: history))
+        XCTAssertEqual(found.map(\.name), ["G1a", "G2"])
+        XCTAssertEqual(checker.check(try checker.transactions(from: history))?.name, "G1a")
+        let weaker = TransactionHistoryChecker(model: .listAppend, consistency: .readUncommitted)
+        XCTAssertTrue(weaker.anomalies(try weaker.transactions(from: history)).isEmpty)
+    }
+
     func testRegisterOrderIsInferredFromReadsThenWrites() throws {
         // Both read 1 and both write after it: a lost update, a cycle of two anti-dependencies.
         let lost = """

@@ -20,6 +20,7 @@ final class CheckCommandTests: XCTestCase {
         XCTAssertEqual(strict.status, 1, strict.stdout + strict.stderr)
         let verdict = try jsonObject(strict.stdout)
         XCTAssertEqual(verdict["anomaly"] as? String, "G2")
+        XCTAssertEqual(verdict["anomaly_types"] as? [String], ["G2"])
         XCTAssertEqual(verdict["consistency_model"] as? String, "strict-serializable")
         XCTAssertEqual((verdict["involved"] as? [String])?.count, 2)
         XCTAssertEqual(try CLI.run(["check", "--model", "kv", "--consistency-model", "serializable", path]).status, 64)

@@ -127,7 +127,8 @@ struct CheckCommand: ParsableCommand {
             throw CommandFailure(message: "\(history): \(error); fix the history and try again", exitCode: Exit.badData)
         }
         let count = "\(transactions.count) transaction\(transactions.count == 1 ? "" : "s")"
-        guard let found = checker.check(transactions) else {
+        let anomalies = checker.anomalies(transactions)
+        guard let found = anomalies.first else {
             if json {
                 print("{\"verdict\":\"valid\",\"transactions\":\(transactions.count),\"model\":\"\(model.rawValue)\",\"consistency_model\":\"\(consistency.rawValue)\"}")
             } else {
@@ -138,10 +139,12 @@ struct CheckCommand: ParsableCommand {
         if json {
             let involved = found.transactions.map { JSON.string($0.edn) }.joined(separator: ",")
             print("{\"verdict\":\"invalid\",\"transactions\":\(transactions.count),\"model\":\"\(model.rawValue)\",\"consistency_model\":\"\(consistency.rawValue)\","
-                  + "\"anomaly\":\(JSON.string(found.name)),\"reason\":\(JSON.string(found.explanation)),\"involved\":[\(involved)]}")
+                  + "\"anomaly\":\(JSON.string(found.name)),\"anomaly_types\":[\(anomalies.map { JSON.string($0.name) }.joined(separator: ","))],"
+                  + "\"reason\":\(JSON.string(found.explanation)),\"involved\":[\(involved)]}")
         } else {
             print("NOT \(consistency.rawValue) (model \(model.rawValue), \(count)): \(found.name): \(found.explanation)")
             for transaction in found.transactions { print("  \(transaction.edn)  ; \(transaction.lines)") }
+            for other in anomalies.dropFirst() { print("also \(other.name): \(other.explanation)") }
         }
         throw ExitCode(Exit.violation)
     }
