@@ -26,7 +26,7 @@ struct CheckCommand: ParsableCommand {
         [[:append k v] [:r k [v ...]]] (or [:w k v] and [:r k v]), every value written once per \
         key, and look for the anomalies --consistency-model forbids (default strict-serializable), \
         named as Elle names them: garbage-read, duplicate-elements, G0 (always); G1a, G1b, \
-        incompatible-order, G1c (from read-committed); internal, G-single, G2 (from \
+        future-read, incompatible-order, G1c (from read-committed); internal, G-single, G2 (from \
         serializable); cycles through real time, -realtime (strict-serializable).
 
         Exits 0 when linearizable (valid), 1 when not, 2 when the search budget ran out, 65 \
