@@ -152,3 +152,113 @@ final class TransactionHistoryTests: XCTestCase {
         }
     }
 }
+
+/// Histories made by executing each transaction atomically at some moment between its invocation
+/// and its completion (some crash after or before they take effect): strict serializable by
+/// construction, so no anomaly may be reported at any consistency model.
+final class TransactionHistoryPropertyTests: XCTestCase {
+    private struct SplitMix {
+        var state: UInt64
+        mutating func next(_ bound: Int) -> Int {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return Int((z ^ (z >> 31)) % UInt64(bound))
+        }
+    }
+
+    /// `snapshotReads`: the reads take effect when the transaction is invoked, its writes later
+    /// (not atomic: the history has anomalies).
+    private func history(_ model: TransactionModel, seed: UInt64, transactions: Int, snapshotReads: Bool = false) -> String {
+        var random = SplitMix(state: seed)
+        var lists: [Int: [Int]] = [:]
+        var registers: [Int: Int] = [:]
+        var nextValue = 1
+        var lines: [String] = []
+        // Per process: its transaction's steps as invoked, and, once applied, as completed.
+        var open: [Int: (invoked: [String], completed: [String]?)] = [:]
+        // With snapshot reads: what each open transaction's reads returned when it was invoked.
+        var snapshots: [Int: [String]] = [:]
+        func read(_ key: Int) -> String {
+            model == .listAppend ? "[:r \(key) [\((lists[key] ?? []).map(String.init).joined(separator: " "))]]"
+                : "[:r \(key) \(registers[key].map(String.init) ?? "nil")]"
+        }
+        var processes = Array(0..<5)
+        var nextProcess = 5
+        var started = 0
+        func render(_ steps: [String]) -> String { "[" + steps.joined(separator: " ") + "]" }
+        while started < transactions || !open.isEmpty {
+            let slot = random.next(processes.count)
+            let process = processes[slot]
+            if let current = open[process] {
+                if current.completed == nil {
+                    // It takes effect now, all at once.
+                    var completed: [String] = []
+                    var snapshot = snapshots.removeValue(forKey: process) ?? []
+                    for step in current.invoked {
+                        let parts = step.dropFirst().dropLast().split(separator: " ")
+                        let key = Int(parts[1])!
+                        if parts[0] == ":r" {
+                            completed.append(snapshotReads ? snapshot.removeFirst() : read(key))
+                        } else {
+                            let value = Int(parts[2])!
+                            if model == .listAppend { lists[key, default: []].append(value) } else { registers[key] = value }
+                            completed.append(step)
+                        }
+                    }
+                    open[process] = (current.invoked, completed)
+                    continue
+                }
+                let crashed = random.next(10) == 0
+                lines.append("{:process \(process), :type :\(crashed ? "info" : "ok"), :f :txn, :value \(render(crashed ? current.invoked : current.completed!))}")
+                open[process] = nil
+                if crashed {
+                    processes[slot] = nextProcess
+                    nextProcess += 1
+                }
+            } else if started < transactions {
+                var steps: [String] = []
+                for _ in 0..<(1 + random.next(4)) {
+                    let key = random.next(4)
+                    if random.next(2) == 0 {
+                        steps.append("[:r \(key) nil]")
+                    } else {
+                        steps.append("[:\(model == .listAppend ? "append" : "w") \(key) \(nextValue)]")
+                        nextValue += 1
+                    }
+                }
+                lines.append("{:process \(process), :type :invoke, :f :txn, :value \(render(steps))}")
+                open[process] = (steps, nil)
+                if snapshotReads {
+                    snapshots[process] = steps.filter { $0.hasPrefix("[:r ") }.map { read(Int($0.split(separator: " ")[1])!) }
+                }
+                started += 1
+            }
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    func testAtomicExecutionsShowNoAnomaly() throws {
+        for model in TransactionModel.allCases {
+            for seed in UInt64(1)...40 {
+                let text = history(model, seed: seed, transactions: 150)
+                let checker = TransactionHistoryChecker(model: model, consistency: .strictSerializable)
+                let found = checker.anomalies(try checker.transactions(from: text))
+                XCTAssertTrue(found.isEmpty, "\(model.rawValue) seed \(seed): \(found.map { "\($0.name): \($0.explanation)" })")
+            }
+        }
+    }
+
+    func testReadsTakenBeforeTheirTransactionTakesEffectAreFound() throws {
+        for model in TransactionModel.allCases {
+            var caught = 0
+            for seed in UInt64(1)...20 {
+                let text = history(model, seed: seed, transactions: 150, snapshotReads: true)
+                let checker = TransactionHistoryChecker(model: model, consistency: .strictSerializable)
+                if !checker.anomalies(try checker.transactions(from: text)).isEmpty { caught += 1 }
+            }
+            XCTAssertGreaterThanOrEqual(caught, 18, "\(model.rawValue): \(caught) of 20 histories with stale reads caught")
+        }
+    }
+}
