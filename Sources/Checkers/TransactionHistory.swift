@@ -30,6 +30,12 @@ public struct HistoryTransaction: Sendable {
         public var key: Value
         /// What a write wrote, or what a read returned (nil: never written, or an empty list).
         public var value: Value
+
+        public init(write: Bool, key: Value, value: Value) {
+            self.write = write
+            self.key = key
+            self.value = value
+        }
     }
 
     public var process: Int
@@ -40,6 +46,21 @@ public struct HistoryTransaction: Sendable {
     public var completion: Int?
     public var lines: String
     let writeName: String
+
+    public init(process: Int, outcome: Outcome, steps: [Step], invocation: Int, completion: Int?, lines: String, model: TransactionModel) {
+        self.init(process: process, outcome: outcome, steps: steps, invocation: invocation, completion: completion, lines: lines,
+                  writeName: model.writeName)
+    }
+
+    init(process: Int, outcome: Outcome, steps: [Step], invocation: Int, completion: Int?, lines: String, writeName: String) {
+        self.process = process
+        self.outcome = outcome
+        self.steps = steps
+        self.invocation = invocation
+        self.completion = completion
+        self.lines = lines
+        self.writeName = writeName
+    }
 
     /// The transaction in Jepsen's notation, with where it came from.
     public var edn: String {
@@ -54,6 +75,15 @@ public struct TransactionAnomaly: Sendable {
     public var name: String
     public var explanation: String
     public var transactions: [HistoryTransaction]
+    /// For a cycle: each transaction (its place in the list checked) with the dependency that
+    /// leads from it to the next, and the key that dependency is about (nil: real time).
+    public var cycle: [CycleStep] = []
+
+    public struct CycleStep: Sendable {
+        public var transaction: Int
+        public var dependency: TransactionGraph.Dependency
+        public var key: Value?
+    }
 }
 
 public struct TransactionHistoryChecker: Sendable {
@@ -168,12 +198,7 @@ public struct TransactionHistoryChecker: Sendable {
         func note(_ name: String, _ explanation: String, _ involved: [HistoryTransaction]) {
             if named.insert(name).inserted { found.append(anomaly(name, explanation, involved)) }
         }
-        var writers: [Version: (transaction: Int, step: Int)] = [:]
-        for (number, transaction) in transactions.enumerated() {
-            for (index, step) in transaction.steps.enumerated() where step.write {
-                writers[Version(key: step.key, value: step.value)] = (number, index)
-            }
-        }
+        let writers = Self.writers(transactions)
         let committed = consistency >= .readCommitted
         var longest: [Value: (values: [Value], transaction: Int)] = [:]
         var disordered = Set<Value>()
@@ -229,6 +254,25 @@ public struct TransactionHistoryChecker: Sendable {
             found.append(cycle)
         }
         return found
+    }
+
+    /// Every kind of dependency cycle the consistency model forbids, each once, between
+    /// `transactions` whose lists' versions are in the order `versions` gives (one list per key;
+    /// a key left out has no known order): for a caller that has judged the reads itself.
+    public func cycleAnomalies(_ transactions: [HistoryTransaction], versions: [Value: [Value]]) -> [TransactionAnomaly] {
+        var named = Set<String>()
+        return cycles(transactions, writers: Self.writers(transactions), versions: versions).filter { named.insert($0.name).inserted }
+    }
+
+    /// Who wrote each value to each key: the transaction and its step.
+    private static func writers(_ transactions: [HistoryTransaction]) -> [Version: (transaction: Int, step: Int)] {
+        var writers: [Version: (transaction: Int, step: Int)] = [:]
+        for (number, transaction) in transactions.enumerated() {
+            for (index, step) in transaction.steps.enumerated() where step.write {
+                writers[Version(key: step.key, value: step.value)] = (number, index)
+            }
+        }
+        return writers
     }
 
     /// G1b: a read of a state its writer went on to change: a register value it overwrote, or a
@@ -405,8 +449,13 @@ public struct TransactionHistoryChecker: Sendable {
             parts.append("—\(step.edge.dependency.name)\(on)→")
         }
         parts.append("the first again")
-        return anomaly(found.name, "a cycle of \(found.cycle.count) transactions: " + parts.joined(separator: " "),
-                       found.cycle.map { transactions[members[$0.transaction]] })
+        var result = anomaly(found.name, "a cycle of \(found.cycle.count) transactions: " + parts.joined(separator: " "),
+                             found.cycle.map { transactions[members[$0.transaction]] })
+        result.cycle = found.cycle.map { step in
+            TransactionAnomaly.CycleStep(transaction: members[step.transaction], dependency: step.edge.dependency,
+                                         key: step.edge.key.map { keys[Int($0)] })
+        }
+        return result
     }
 
     private func anomaly(_ name: String, _ explanation: String, _ involved: [HistoryTransaction]) -> TransactionAnomaly {

@@ -991,142 +991,53 @@ public final class TransactionChecker: Checker {
                 return violation
             }
         }
-        return dependencyCycle(history, writers: writers, versions: longest.filter { !disordered.contains($0.key) }.mapValues(\.values))
+        return dependencyCycle(history, versions: longest.filter { !disordered.contains($0.key) }.mapValues(\.values),
+                               appends: name == Workload.txnListAppend.rawValue)
     }
 
-    /// A cycle of dependencies the level forbids (`TransactionGraph`), between the acknowledged
-    /// transactions and those of unknown outcome whose writes someone read.
-    private func dependencyCycle(_ history: [HistoryEntry], writers: [Int64: (entry: Int, step: Int, key: UInt64)],
-                                 versions: [UInt64: [Int64]]) -> Violation? {
-        var observed = Set<Int>()
-        for entry in history {
-            guard let (shape, results) = Self.completed(entry) else { continue }
-            for (index, step) in shape.steps.enumerated() where !step.write {
-                for value in results[index] ?? [] { if let writer = writers[value] { observed.insert(writer.entry) } }
-            }
-        }
-        var transactions: [Int] = []
-        var node: [Int: Int] = [:]
-        for (number, entry) in history.enumerated() where Self.shape(entry) != nil {
-            let unknown = entry.reply == nil || entry.reply?.outcome == .info
-            if Self.completed(entry) != nil || (unknown && observed.contains(number)) {
-                node[number] = transactions.count
-                transactions.append(number)
-            }
-        }
-        guard transactions.count > 1 else { return nil }
-        var graph = TransactionGraph(count: transactions.count)
-        // ww: each version of a list and the next.
-        for key in versions.keys.sorted() {
-            let list = versions[key]!
-            for (earlier, later) in zip(list, list.dropFirst()) {
-                if let first = writers[earlier].flatMap({ node[$0.entry] }), let second = writers[later].flatMap({ node[$0.entry] }) {
-                    graph.add(first, second, .ww, key: key)
-                }
-            }
-        }
-        // wr: a read of another's version; rw: the version after the one read is another's.
-        for number in transactions {
-            guard let (shape, results) = Self.completed(history[number]) else { continue }
-            let reader = node[number]!
-            for (index, step) in shape.steps.enumerated() where !step.write {
-                var values = results[index] ?? []
-                // Its own appends at the end are its own doing, not a version it read.
-                while let last = values.last, writers[last]?.entry == number { values.removeLast() }
-                if let last = values.last, let writer = writers[last].flatMap({ node[$0.entry] }) {
-                    graph.add(writer, reader, .wr, key: step.key)
-                }
-                if shape.appends, let list = versions[step.key], values.count < list.count, list.starts(with: values),
-                   let writer = writers[list[values.count]], writer.entry != number, let next = node[writer.entry] {
-                    graph.add(reader, next, .rw, key: step.key)
-                }
-            }
-        }
-        inferRegisterOrder(history, transactions: transactions, node: node, writers: writers, into: &graph)
-        // Read uncommitted forbids cycles of writes (G0); read committed those of reads too (G1c).
-        var allowed: Set<TransactionGraph.Dependency> = level >= .readCommitted ? [.ww, .wr] : [.ww]
-        if let found = graph.anomaly(in: graph.components(allowed: allowed), allowed: allowed) {
-            return cycleViolation(found, transactions, history)
-        }
-        guard level >= .serializable else { return nil }
-        allowed.insert(.wr)
-        allowed.insert(.rw)
-        if let found = graph.anomaly(in: graph.components(allowed: allowed), allowed: allowed) {
-            return cycleViolation(found, transactions, history)
-        }
-        guard level >= .strictSerializable else { return nil }
-        // Real time: one completed before another was invoked.
-        graph.addRealtime(invoked: transactions.map { history[$0].invokedAt },
-                          completed: transactions.map { Self.completed(history[$0]) != nil ? history[$0].completedAt : nil })
-        allowed.insert(.realtime)
-        if let found = graph.anomaly(in: graph.components(allowed: allowed), allowed: allowed) {
-            return cycleViolation(found, transactions, history)
-        }
-        return nil
-    }
-
-    /// A register's order of versions is known only in part, as Elle infers it: every version
-    /// follows the initial (nil) one, and a transaction that read a version and then wrote the
-    /// register put its version after the one it read. That gives ww (from the version read's
-    /// writer) and rw (from each other reader of the version read) dependencies, each standing
-    /// for a path of them through the versions between, with as many rw in it.
-    private func inferRegisterOrder(_ history: [HistoryEntry], transactions: [Int], node: [Int: Int],
-                                    writers: [Int64: (entry: Int, step: Int, key: UInt64)], into graph: inout TransactionGraph) {
-        // Who read each version from another transaction, and who read each register's initial nil.
-        var readers: [Int64: [Int]] = [:]
-        var initialReaders: [UInt64: [Int]] = [:]
-        for number in transactions {
-            guard let (shape, results) = Self.completed(history[number]), !shape.appends else { continue }
-            var wrote = Set<UInt64>()
-            for (index, step) in shape.steps.enumerated() {
-                if step.write { wrote.insert(step.key); continue }
-                guard !wrote.contains(step.key) else { continue }
-                if let value = results[index]?.first {
-                    if writers[value]?.entry != number { readers[value, default: []].append(node[number]!) }
+    /// A cycle of dependencies the level forbids, found by `TransactionHistoryChecker` (as `check
+    /// --model list-append` or `rw-register` finds it) over the run's transactions: the history
+    /// entries with a transaction, positioned in time by their invocation and completion.
+    private func dependencyCycle(_ history: [HistoryEntry], versions: [UInt64: [Int64]], appends: Bool) -> Violation? {
+        var transactions: [HistoryTransaction] = []
+        var entries: [Int] = []
+        for (number, entry) in history.enumerated() {
+            guard let shape = Self.shape(entry) else { continue }
+            let completed = Self.completed(entry)
+            let outcome: HistoryTransaction.Outcome = completed != nil ? .ok : entry.reply?.outcome == .fail ? .fail : .info
+            let steps = shape.steps.enumerated().map { index, step in
+                let value: Value
+                if step.write {
+                    value = .int(TransactionShape.writtenValue(requestID: entry.request.id, index: index))
+                } else if let read = completed?.1[index] {
+                    value = appends ? .list(read.map(Value.int)) : read.first.map(Value.int) ?? .none
                 } else {
-                    initialReaders[step.key, default: []].append(node[number]!)
+                    value = .none
                 }
+                return HistoryTransaction.Step(write: step.write, key: .int(Int64(bitPattern: step.key)), value: value)
             }
+            transactions.append(HistoryTransaction(process: Int(entry.request.client), outcome: outcome, steps: steps,
+                                                   invocation: Int(entry.invokedAt), completion: completed != nil ? entry.completedAt.map { Int($0) } : nil,
+                                                   lines: "", model: appends ? .listAppend : .rwRegister))
+            entries.append(number)
         }
-        // Edges from a version's readers to each later writer can be many: a budget bounds them
-        // (the ones left out can only hide a cycle, never make one).
-        var budget = 2_000_000
-        for number in transactions {
-            guard let (shape, results) = Self.completed(history[number]), !shape.appends else { continue }
-            let writer = node[number]!
-            var wrote = Set<UInt64>()
-            var read: [UInt64: Int64?] = [:]
-            for (index, step) in shape.steps.enumerated() {
-                guard step.write else {
-                    if !wrote.contains(step.key) { read[step.key] = .some(results[index]?.first) }
-                    continue
-                }
-                defer { wrote.insert(step.key) }
-                guard !wrote.contains(step.key) else { continue }
-                for reader in initialReaders[step.key] ?? [] where budget > 0 {
-                    graph.add(reader, writer, .rw, key: step.key)
-                    budget -= 1
-                }
-                guard let seen = read[step.key], let value = seen, let source = writers[value] else { continue }
-                if let earlier = node[source.entry] { graph.add(earlier, writer, .ww, key: step.key) }
-                for reader in readers[value] ?? [] where budget > 0 {
-                    graph.add(reader, writer, .rw, key: step.key)
-                    budget -= 1
-                }
-            }
+        let consistency: ConsistencyModel = switch level {
+        case .readUncommitted: .readUncommitted
+        case .readCommitted, .internalConsistency: .readCommitted
+        case .serializable: .serializable
+        case .strictSerializable: .strictSerializable
         }
-    }
-
-    private func cycleViolation(_ found: (name: String, cycle: TransactionGraph.Cycle), _ transactions: [Int],
-                                _ history: [HistoryEntry]) -> Violation {
+        var ordered: [Value: [Value]] = [:]
+        for (key, list) in versions { ordered[.int(Int64(bitPattern: key))] = list.map(Value.int) }
+        let checker = TransactionHistoryChecker(model: appends ? .listAppend : .rwRegister, consistency: consistency)
+        guard let found = checker.cycleAnomalies(transactions, versions: ordered).first else { return nil }
         var parts: [String] = []
         var witnesses: [UInt64] = []
-        for (index, step) in found.cycle.enumerated() {
-            let entry = history[transactions[step.transaction]]
-            let shown = Self.shape(entry).map { Self.describe(entry, $0) } ?? "client \(entry.request.client)'s txn"
-            parts.append(shown)
-            let on = step.edge.key.map { " k\($0)" } ?? ""
-            parts.append("—\(step.edge.dependency.name)\(on)→")
+        for step in found.cycle {
+            let entry = history[entries[step.transaction]]
+            parts.append(Self.shape(entry).map { Self.describe(entry, $0) } ?? "client \(entry.request.client)'s txn")
+            let on = step.key.map { key in if case .int(let number) = key { " k\(UInt64(bitPattern: number))" } else { " \(key)" } } ?? ""
+            parts.append("—\(step.dependency.name)\(on)→")
             witnesses += Self.events(entry)
         }
         parts.append("the first again")
