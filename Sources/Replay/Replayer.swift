@@ -46,8 +46,6 @@ public final class Replayer {
     let decisionValues: [UInt64]
     /// For each decision, the fingerprint of the message whose send it directly followed.
     let decisionMessages: [UInt64?]
-    /// The same by `Message.looseFingerprint`.
-    let decisionLooseMessages: [UInt64?]
     /// For each workload decision, the client operation it was drawn for (client << 32 | ordinal).
     let decisionOperations: [UInt64?]
     /// For a run the wall clock stopped (`run --max-seconds`): after how many events the clock said
@@ -66,8 +64,6 @@ public final class Replayer {
         var messages: [UInt64?] = []
         var violation: Violation?
         var lastSend: UInt64?
-        var looseMessages: [UInt64?] = []
-        var lastLoose: UInt64?
         var operations: [UInt64?] = []
         var pendingWorkload: [Int] = []
         var ordinals: [UInt64] = []
@@ -95,7 +91,6 @@ public final class Replayer {
             case .decision:
                 decisions.append(event.materialize())
                 messages.append(event.node == DecisionStream.network ? lastSend : nil)
-                looseMessages.append(event.node == DecisionStream.network ? lastLoose : nil)
                 operations.append(nil)
                 if event.node == DecisionStream.workload {
                     // An operation's target is its last draw: draws that follow one with no
@@ -115,9 +110,7 @@ public final class Replayer {
                 pendingWorkload.removeAll()
                 lastSend = nil
             case .send:
-                let message = Message.decode(Array(event.payload))
-                lastSend = message?.fingerprint(source: event.node, target: event.peer)
-                lastLoose = message?.looseFingerprint(source: event.node, target: event.peer)
+                lastSend = Message.decode(Array(event.payload))?.fingerprint(source: event.node, target: event.peer)
             case .drop, .duplicate:
                 break
             case .violation:
@@ -144,7 +137,6 @@ public final class Replayer {
         self.decisionKeys = decisions.map { UInt64($0.node) << 32 | UInt64($0.peer) }
         self.decisionValues = decisions.map(\.id)
         self.decisionMessages = messages
-        self.decisionLooseMessages = looseMessages
         self.decisionOperations = operations
         self.recordedViolation = violation
         recordedStop = stop
@@ -263,13 +255,12 @@ public final class Replayer {
 
     /// Drives `simulator` with this recording's decisions matched tolerantly: the feed learns
     /// each message as it is sent, so network decisions follow their message.
-    public func attachTolerantFeed(to simulator: Simulator, crashesByCause: Bool = false, window: UInt64 = 0,
-                                   loose: Bool = false) -> TolerantFeed {
-        let feed = makeTolerantFeed(for: simulator, crashesByCause: crashesByCause, window: window, loose: loose)
+    public func attachTolerantFeed(to simulator: Simulator, crashesByCause: Bool = false) -> TolerantFeed {
+        let feed = makeTolerantFeed(for: simulator, crashesByCause: crashesByCause)
         simulator.setDecisionFeed(feed)
         simulator.observer = { kind, _, node, peer, _, payload in
             if kind == .send, let message = Message.decode(Array(payload)) {
-                feed.sending(message, source: node, target: peer)
+                feed.currentMessage = message.fingerprint(source: node, target: peer)
             } else if kind != .decision && kind != .drop && kind != .duplicate {
                 feed.currentMessage = nil
             }
@@ -295,32 +286,16 @@ public final class Replayer {
                                              recorded: configuration.interventions ?? Interventions(),
                                              tickNanoseconds: configuration.nemesis.tickNanoseconds,
                                              crashPoints: draws.map(\.identity))
-        looseCrashTables = TolerantFeed.Tables(decisions, messages: decisionLooseMessages, operations: decisionOperations,
-                                               recorded: configuration.interventions ?? Interventions(),
-                                               tickNanoseconds: configuration.nemesis.tickNanoseconds,
-                                               crashPoints: draws.map(\.identity))
         return true
     }
 
     /// The tables with crash points matched by cause, once learnt.
     private var crashTables: TolerantFeed.Tables?
-    /// The same two with messages matched by `Message.looseFingerprint`.
-    private lazy var looseTables = TolerantFeed.Tables(decisions, messages: decisionLooseMessages, operations: decisionOperations,
-                                                       recorded: configuration.interventions ?? Interventions(),
-                                                       tickNanoseconds: configuration.nemesis.tickNanoseconds)
-    private var looseCrashTables: TolerantFeed.Tables?
     public var knowsCrashCauses: Bool { crashTables != nil }
 
     /// `crashesByCause`: match crash points by what they are about (when learnt), not in order.
-    func makeTolerantFeed(for simulator: Simulator, crashesByCause: Bool = false, window: UInt64 = 0, loose: Bool = false) -> TolerantFeed {
-        let feed: TolerantFeed
-        if loose {
-            feed = TolerantFeed(tables: crashesByCause ? looseCrashTables ?? looseTables : looseTables)
-        } else {
-            feed = TolerantFeed(tables: crashesByCause ? crashTables ?? tolerantTables : tolerantTables)
-        }
-        feed.window = window
-        feed.loose = loose
+    func makeTolerantFeed(for simulator: Simulator, crashesByCause: Bool = false) -> TolerantFeed {
+        let feed = TolerantFeed(tables: crashesByCause ? crashTables ?? tolerantTables : tolerantTables)
         feed.leftOutOperations = Set(configuration.interventions?.skippedOperations ?? [])
         // Both runs' times are compared on the timeline of the recording they come from: a run
         // that starts later in it, or cuts a stretch out, runs that much earlier on its own clock.
@@ -378,13 +353,6 @@ public final class TolerantFeed: DecisionFeed {
     private var operationDecisions: [(tag: UInt32, value: UInt64)] = []
     private var inOperation = false
     public var currentMessage: UInt64?
-    /// Match messages by `Message.looseFingerprint` (with `window`, the one sent nearest in time).
-    public var loose = false
-
-    /// A message is being sent: its network choices come next.
-    public func sending(_ message: Message, source: NodeID, target: NodeID) {
-        currentMessage = loose ? message.looseFingerprint(source: source, target: target) : message.fingerprint(source: source, target: target)
-    }
     /// The execution's clock and how far its times lie before the recording's (a run that starts
     /// later in the recording). With a clock, the nodes' own random streams are matched by time: a
     /// draw takes the node's first unused recorded draw not earlier than itself. A node redraws its
@@ -529,48 +497,11 @@ public final class TolerantFeed: DecisionFeed {
         return recorded < bound ? recorded : nil
     }
 
-    /// Nanoseconds: when not 0, a message's network choices and a crash point's draw are the
-    /// ones recorded nearest in time (within this window) for the same message or crash point,
-    /// not the next in order: one send or crash point more or fewer early on then leaves the
-    /// later ones their own choices.
-    public var window: UInt64 = 0
-    private var recordingNow: UInt64 {
-        guard let clock else { return 0 }
-        return timeline.recordingTime(clock(), tickNanoseconds: tickNanoseconds)
-    }
-
-    /// Takes the unused draw of `tag` recorded nearest to `now` within `window`, dropping those
-    /// recorded more than `window` before it.
-    private static func nearest(_ queue: inout [(time: UInt64, tag: UInt32, value: UInt64)], tag: UInt32, now: UInt64, window: UInt64,
-                                notBefore start: UInt64, bound: UInt64) -> UInt64? {
-        let earliest = max(start, now > window ? now - window : 0)
-        var stale = 0
-        while stale < queue.count && queue[stale].time < earliest { stale += 1 }
-        if stale > 0 { queue.removeFirst(stale) }
-        var best: Int?
-        for index in queue.indices {
-            let entry = queue[index]
-            if entry.time > now + window { break }
-            guard entry.tag == tag else { continue }
-            let distance = entry.time > now ? entry.time - now : now - entry.time
-            if let b = best {
-                let d = queue[b].time > now ? queue[b].time - now : now - queue[b].time
-                if distance < d { best = index }
-            } else {
-                best = index
-            }
-        }
-        guard let best else { return nil }
-        let recorded = queue.remove(at: best).value
-        return recorded < bound ? recorded : nil
-    }
-
     public func next(stream: UInt32, tag: UInt32, bound: UInt64) -> UInt64? {
         var value: UInt64?
         if stream == DecisionStream.network {
             if let message = currentMessage, var queue = byMessage[message] {
-                value = window > 0 ? Self.nearest(&queue, tag: tag, now: recordingNow, window: window, notBefore: stretchStart, bound: bound)
-                    : Self.take(&queue, tag: tag, notBefore: stretchStart, bound: bound)
+                value = Self.take(&queue, tag: tag, notBefore: stretchStart, bound: bound)
                 byMessage[message] = queue
             }
         } else if stream == DecisionStream.nemesis && crashesKeyed && Self.crashTags.contains(tag), let crash = currentCrash {
@@ -579,8 +510,7 @@ public final class TolerantFeed: DecisionFeed {
             // and would take some other crash point's draw).
             currentCrash = nil
             var queue = byCrash[crash] ?? []
-            value = window > 0 ? Self.nearest(&queue, tag: tag, now: recordingNow, window: window, notBefore: stretchStart, bound: bound)
-                : Self.take(&queue, tag: tag, notBefore: stretchStart, bound: bound)
+            value = Self.take(&queue, tag: tag, notBefore: stretchStart, bound: bound)
             byCrash[crash] = queue
             if value == nil && tag == DecisionTag.crashPoint && bound > 1 {
                 new += 1

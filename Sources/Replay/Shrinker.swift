@@ -33,9 +33,6 @@ public struct ShrinkResult {
     public var budgetExhausted: Bool
     /// Whether the result's candidates matched crash points by cause (`Replayer.learnCrashPoints`).
     public var crashesByCause = false
-    /// The matching window of the result's candidates (`TolerantFeed.window`).
-    public var window: UInt64 = 0
-    public var loose = false
 }
 
 /// Minimizes a failing run: re-executes it from its recorded decisions (matched tolerantly, so a
@@ -117,10 +114,6 @@ public final class Shrinker {
     /// or in the order they were reached. Part of the current state: a candidate's outcome holds
     /// for the matching it was executed with.
     private var crashesByCause = false
-    /// How candidates match network and crash-point choices (`TolerantFeed.window`); part of the
-    /// current state, like `crashesByCause`.
-    private var window: UInt64 = 0
-    private var loose = false
 
     func execute(_ configuration: SimulationConfiguration) -> Outcome {
         replays += 1
@@ -129,7 +122,7 @@ public final class Shrinker {
         let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: nil)
         simulator.configurationInRunStart = false
         simulator.trackExternalEvents()
-        let feed = replayer.makeTolerantFeed(for: simulator, crashesByCause: crashesByCause, window: window, loose: loose)
+        let feed = replayer.makeTolerantFeed(for: simulator, crashesByCause: crashesByCause)
         simulator.setDecisionFeed(feed)
         var outcome = Outcome()
         // Message id → (send event, fingerprint, occurrence, group).
@@ -143,7 +136,7 @@ public final class Shrinker {
             case .send:
                 if let message = Message.decode(Array(payload)) {
                     let fingerprint = message.fingerprint(source: node, target: peer)
-                    feed.sending(message, source: node, target: peer)
+                    feed.currentMessage = fingerprint
                     outcome.sends.append((time, fingerprint))
                     let occurrence = occurrences[fingerprint, default: 0] + 1
                     occurrences[fingerprint] = occurrence
@@ -218,58 +211,17 @@ public final class Shrinker {
         /// replaced a search that aimed at the size in all from the same start, which on 14
         /// failing stale-read runs never gave the smallest result; this one gave two smaller.)
         var timeOrdered = false
-        /// Matching window (`TolerantFeed.window`) of this search's candidates.
-        var window: UInt64 = 0
-        var loose = false
-        /// Only the stages that leave out external events and stretches of time (a cheap search
-        /// whose result a later one polishes).
-        var externalOnly = false
-        /// Going on from the best result: keep its matching.
-        var inherit = false
-        /// Try starting the run at every quarter second before the witnesses.
-        var denseStarts = false
-        /// Start from the smallest result so far (executed with this search's matching, when it
-        /// still fails there) instead of the recorded run.
-        var fromBest = false
     }
     /// Measured on eight failing commit-old-term runs and fourteen failing stale-read runs: a
     /// first search matching crash points by cause took the last commit-old-term failure of 200
     /// seeds from 153 external events to 7, and one matching them in order kept the stale-read
     /// results; each needs most of a budget to get there.
-    private static let plans: [SearchPlan] = {
-        if let spec = ProcessInfo.processInfo.environment["CT_PLANS"] {
-            // c=cause p=pin t=time; w<ms>; b=fromBest; x<weight>; separated by ','
-            return spec.split(separator: ",").map { item in
-                var plan = SearchPlan()
-                var rest = Substring(item)
-                while let c = rest.first {
-                    rest = rest.dropFirst()
-                    let digits = rest.prefix { $0.isNumber }
-                    rest = rest.dropFirst(digits.count)
-                    switch c {
-                    case "c": plan.crashesByCause = true
-                    case "p": plan.pinCrashes = true
-                    case "t": plan.timeOrdered = true
-                    case "b": plan.fromBest = true
-                    case "l": plan.loose = true
-                    case "e": plan.externalOnly = true
-                    case "i": plan.inherit = true
-                    case "s": plan.denseStarts = true
-                    case "w": plan.window = UInt64(digits)! * 1_000_000
-                    case "x": plan.weight = Int(digits)!
-                    default: break
-                    }
-                }
-                return plan
-            }
-        }
-        return [
+    private static let plans = [
         SearchPlan(crashesByCause: true, weight: 6),
         SearchPlan(weight: 4),
         SearchPlan(pinCrashes: true),
         SearchPlan(timeOrdered: true),
     ]
-    }()
     private var plan = plans[0]
     /// The current search's share of the replays.
     private var searchMaxReplays = Int.max
@@ -295,14 +247,43 @@ public final class Shrinker {
         if let nodes { candidate.nodes = nodes }
         configure?(&candidate)
         if candidate == current { return false }
+        // Executions are deterministic: a candidate executed before that was not accepted then
+        // (no violation, or no smaller than the run of that moment, which only got smaller
+        // since) is not accepted now. About a fifth of a search's candidates come round again.
+        let key = CandidateKey(candidate, crashesByCause: crashesByCause)
+        if rejected.contains(key) { return false }
         let outcome = execute(candidate)
         // Every accepted step leaves out more and makes the run no larger.
-        guard reproduces(outcome), outcome.isSmaller(than: currentOutcome) else { return false }
+        guard reproduces(outcome), outcome.isSmaller(than: currentOutcome) else {
+            rejected.insert(key)
+            return false
+        }
         current = candidate
         currentOutcome = outcome
         report()
         return true
     }
+
+    /// A candidate as far as a shrink changes it, with how its crash points are matched.
+    private struct CandidateKey: Hashable {
+        var duration: UInt64
+        var liveness: UInt64
+        var nodes: Int
+        var clients: Int
+        var interventions: Interventions?
+        var crashesByCause: Bool
+
+        init(_ configuration: SimulationConfiguration, crashesByCause: Bool) {
+            duration = configuration.durationNanoseconds
+            liveness = configuration.livenessNanoseconds
+            nodes = configuration.nodes
+            clients = configuration.clients
+            interventions = configuration.interventions
+            self.crashesByCause = crashesByCause
+        }
+    }
+    /// The candidates executed and not accepted.
+    private var rejected = Set<CandidateKey>()
 
     /// Leaves out client operations, each keeping its client busy for as long as it took, so the
     /// client's later operations keep their time.
@@ -346,6 +327,7 @@ public final class Shrinker {
         maxReplays = options.maxReplays
         progress = options.progress
         replays = 0
+        rejected.removeAll()
         longestReplay = 0
         exhausted = false
         var stages: [(String, Int)] = []
@@ -445,8 +427,8 @@ public final class Shrinker {
                 run("cut") { cutAfterWitnesses() }
                 run("quiet stretches") {
                     cutQuietStretches()
-                    // Then the shorter stretches left with a narrower margin: between a fault
-                    // and the next operation there is often less than two margins and a tick.
+                    // Then the shorter stretches left, with a narrower margin: between a fault
+                    // and the next operation there is often less than a tick and two margins.
                     cutQuietStretches(margin: Self.quietMargin / 3)
                 }
                 // Removing deliveries one by one is the dearest stage: while the external events
@@ -457,10 +439,6 @@ public final class Shrinker {
                     continue
                 }
                 pass += 1
-                if plan.externalOnly {
-                    if currentOutcome.size >= before { break }
-                    continue
-                }
                 run("isolate nodes") { isolateNodes() }
                 run("message groups") {
                     var seen = Set<Interventions.MessageGroup>()
@@ -498,7 +476,7 @@ public final class Shrinker {
         }
         let startConfiguration = current!
         let startOutcome = currentOutcome!
-        var best: (configuration: SimulationConfiguration, outcome: Outcome, crashesByCause: Bool, window: UInt64, loose: Bool)?
+        var best: (configuration: SimulationConfiguration, outcome: Outcome, crashesByCause: Bool)?
         for (index, plan) in Self.plans.enumerated() {
             searchMaxReplays = Int.max
             guard budgetLeft else { break }
@@ -512,36 +490,17 @@ public final class Shrinker {
             // point on a fast machine and a slow one, and the result depends on the wall clock
             // only when the whole time limit runs out.
             searchMaxReplays = replays + Int(Double(maxReplays - replays) * share)
+            current = startConfiguration
+            currentOutcome = startOutcome
+            crashesByCause = false
             self.plan = plan
-            if plan.fromBest {
-                // Go on from the smallest result so far, matched another way: a run no single
-                // removal could shrink further under one matching often can under another.
-                guard let best else { continue }
-                crashesByCause = best.crashesByCause
-                window = plan.inherit ? best.window : plan.window
-                loose = plan.inherit ? best.loose : plan.loose
-                let outcome = execute(best.configuration)
-                guard reproduces(outcome) else { continue }
-                current = best.configuration
-                currentOutcome = outcome
-            } else {
-                current = startConfiguration
-                currentOutcome = startOutcome
-                crashesByCause = false
-                window = plan.window
-                loose = plan.loose
-                if window > 0 || loose {
-                    currentOutcome = execute(current)
-                    guard reproduces(currentOutcome) else { continue }
-                }
-                // Every search starts from the same run; matched by cause, it is the same execution
-                // (each recorded crash point keeps its own draws).
-                if plan.crashesByCause && replayer.knowsCrashCauses {
-                    let outcome = execute(current)
-                    if reproduces(outcome) {
-                        crashesByCause = true
-                        currentOutcome = outcome
-                    }
+            // Every search starts from the same run; matched by cause, it is the same execution
+            // (each recorded crash point keeps its own draws).
+            if plan.crashesByCause && replayer.knowsCrashCauses {
+                let outcome = execute(current)
+                if reproduces(outcome) {
+                    crashesByCause = true
+                    currentOutcome = outcome
                 }
             }
             stagePrefix = index == 0 ? "" : "search \(index + 1): "
@@ -550,7 +509,7 @@ public final class Shrinker {
                       + "\(currentOutcome.externalCount) external events, \(replays) replays in all")
             // The smallest: fewest external events, then fewest events in all.
             if best == nil || !best!.outcome.isSmaller(than: currentOutcome) {
-                best = (current, currentOutcome, crashesByCause, window, loose)
+                best = (current, currentOutcome, crashesByCause)
             }
         }
         searchMaxReplays = Int.max
@@ -558,8 +517,6 @@ public final class Shrinker {
             current = best.configuration
             currentOutcome = best.outcome
             crashesByCause = best.crashesByCause
-            window = best.window
-            loose = best.loose
         }
 
         return ShrinkResult(originalRun: replayer.info.id, violation: currentOutcome.violation ?? target, configuration: current,
@@ -567,7 +524,7 @@ public final class Shrinker {
                             deliveriesAfter: currentOutcome.deliveries.count,
                             externalBefore: whole.externalCount, externalAfter: currentOutcome.externalCount,
                             replays: replays, seconds: Date().timeIntervalSince(started),
-                            stages: stages, budgetExhausted: exhausted, crashesByCause: crashesByCause, window: window, loose: loose)
+                            stages: stages, budgetExhausted: exhausted, crashesByCause: crashesByCause)
     }
 
     /// Leaves out whole keys' operations (delta debugging over keys): a violation is usually
@@ -724,15 +681,6 @@ public final class Shrinker {
             let lead = (max(1, 1_000_000_000 / tickLength) + 1) * tickLength
             let start = time > lead ? time - lead : 0
             if start > 0 && !starts.contains(start) { starts.append(start) }
-        }
-        if plan.denseStarts {
-            let step = max(tickLength, 250_000_000 / tickLength * tickLength)
-            var start = witness > 300_000_000 ? (witness - 300_000_000) / step * step : 0
-            while start >= tickLength {
-                if !starts.contains(start) { starts.append(start) }
-                start -= step
-            }
-            starts.sort(by: >)
         }
         for start in starts where budgetLeft {
             if shift(to: start) { return }
@@ -1000,8 +948,6 @@ public final class Shrinker {
     /// Records the shrunk run in `store`, linked to the original; returns its id.
     public func record(_ result: ShrinkResult, into store: TraceStore, toolVersion: String) throws -> UInt64 {
         crashesByCause = result.crashesByCause
-        window = result.window
-        loose = result.loose
         let (run, outcome) = try recordRun(result.configuration, into: store, toolVersion: toolVersion, parentRun: result.originalRun)
         guard let violation = outcome.violation, violation.checker == target.checker, violation.kind == target.kind else {
             throw ShrinkError.notReproduced(run: replayer.info.id, found: outcome.violation)
@@ -1017,7 +963,7 @@ public final class Shrinker {
         let recorder = try store.beginRun(seed: configuration.seed, configuration: json, toolVersion: toolVersion, parentRun: parentRun)
         let simulator = Simulator(configuration: configuration, system: makeSystem(configuration), recorder: recorder)
         simulator.trackExternalEvents()
-        _ = replayer.attachTolerantFeed(to: simulator, crashesByCause: crashesByCause, window: window, loose: loose)
+        _ = replayer.attachTolerantFeed(to: simulator, crashesByCause: crashesByCause)
         return (recorder.runID, simulator.run())
     }
 }

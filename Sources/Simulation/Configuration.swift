@@ -192,7 +192,7 @@ public struct ExternalNodes: Codable, Equatable, Sendable {
 /// nemesis ticks and crash points by their ordinal, client operations by client and ordinal,
 /// messages by fingerprint and occurrence or by (type, key) group. Every decision is still drawn,
 /// so the rest of the recorded schedule stays aligned; only the effect is left out.
-public struct Interventions: Codable, Equatable, Sendable {
+public struct Interventions: Codable, Equatable, Hashable, Sendable {
     /// Nemesis ticks (1-based) whose fault is not applied.
     public var skippedTicks: [UInt64] = []
     /// Crash points (1-based, in the order the simulator reached them) that do not fire.

@@ -39,15 +39,6 @@ public struct Message: Equatable, Sendable {
         digest.mix(UInt64(source) << 32 | UInt64(target))
         return digest.value
     }
-
-    /// What the message is and where it goes, without its key: a message stays the same one when
-    /// what came before renumbered its term, view or round.
-    public func looseFingerprint(source: NodeID, target: NodeID) -> UInt64 {
-        var digest = StableDigest()
-        digest.mix(UInt64(type))
-        digest.mix(UInt64(source) << 32 | UInt64(target))
-        return digest.value
-    }
 }
 
 /// A client's request to a node, and the node's answer.
