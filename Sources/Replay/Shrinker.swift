@@ -250,7 +250,7 @@ public final class Shrinker {
         // Executions are deterministic: a candidate executed before that was not accepted then
         // (no violation, or no smaller than the run of that moment, which only got smaller
         // since) is not accepted now. About a fifth of a search's candidates come round again.
-        let key = CandidateKey(candidate, crashesByCause: crashesByCause)
+        let key = CandidateKey(configuration: candidate, crashesByCause: crashesByCause)
         if rejected.contains(key) { return false }
         let outcome = execute(candidate)
         // Every accepted step leaves out more and makes the run no larger.
@@ -264,23 +264,10 @@ public final class Shrinker {
         return true
     }
 
-    /// A candidate as far as a shrink changes it, with how its crash points are matched.
+    /// A candidate: its configuration and how its crash points are matched.
     private struct CandidateKey: Hashable {
-        var duration: UInt64
-        var liveness: UInt64
-        var nodes: Int
-        var clients: Int
-        var interventions: Interventions?
+        var configuration: SimulationConfiguration
         var crashesByCause: Bool
-
-        init(_ configuration: SimulationConfiguration, crashesByCause: Bool) {
-            duration = configuration.durationNanoseconds
-            liveness = configuration.livenessNanoseconds
-            nodes = configuration.nodes
-            clients = configuration.clients
-            interventions = configuration.interventions
-            self.crashesByCause = crashesByCause
-        }
     }
     /// The candidates executed and not accepted.
     private var rejected = Set<CandidateKey>()

@@ -1,5 +1,5 @@
 /// A latency distribution, in virtual nanoseconds.
-public enum LatencyModel: Codable, Equatable, Sendable {
+public enum LatencyModel: Codable, Hashable, Sendable {
     case constant(UInt64)
     case uniform(min: UInt64, max: UInt64)
     /// Exponential with the given mean above a floor (most messages fast, a long tail).
@@ -16,7 +16,7 @@ public enum LatencyModel: Codable, Equatable, Sendable {
 }
 
 /// The network's standing behaviour (faults change it for a while; the liveness phase restores it).
-public struct NetworkConfiguration: Codable, Equatable, Sendable {
+public struct NetworkConfiguration: Codable, Hashable, Sendable {
     public var latency: LatencyModel = .uniform(min: 1_000_000, max: 5_000_000)
     public var loss: Ratio = .never
     public var duplication: Ratio = .never
@@ -29,7 +29,7 @@ public struct NetworkConfiguration: Codable, Equatable, Sendable {
 }
 
 /// The disk's standing behaviour.
-public struct DiskConfiguration: Codable, Equatable, Sendable {
+public struct DiskConfiguration: Codable, Hashable, Sendable {
     public var capacityBytes: Int = 64 << 20
     /// Processing time a read, write or fsync adds to the node's work.
     public var readLatencyNanoseconds: UInt64 = 20_000
@@ -115,7 +115,7 @@ public enum ByzantineStrategy: String, Codable, CaseIterable, Sendable {
 }
 
 /// The nemesis's plan: how often it may strike, with what, and how far.
-public struct NemesisConfiguration: Codable, Equatable, Sendable {
+public struct NemesisConfiguration: Codable, Hashable, Sendable {
     public var suite: Suite = .none
     /// The chance of a fault at each tick.
     public var failureRate: Ratio = Ratio(1, 5)
@@ -139,7 +139,7 @@ public struct NemesisConfiguration: Codable, Equatable, Sendable {
 }
 
 /// Everything that defines a run besides the code under test.
-public struct SimulationConfiguration: Codable, Equatable, Sendable {
+public struct SimulationConfiguration: Codable, Hashable, Sendable {
     public var system: String = "echo"
     public var bug: String? = nil
     public var nodes: Int = 5
@@ -177,7 +177,7 @@ public struct SimulationConfiguration: Codable, Equatable, Sendable {
 }
 
 /// Nodes that are external programs speaking the Maelstrom protocol.
-public struct ExternalNodes: Codable, Equatable, Sendable {
+public struct ExternalNodes: Codable, Hashable, Sendable {
     /// The command line each node runs (words, or a shell command).
     public var command: String
     /// The clients' workload: echo, unique-ids, broadcast or lin-kv.
@@ -192,7 +192,7 @@ public struct ExternalNodes: Codable, Equatable, Sendable {
 /// nemesis ticks and crash points by their ordinal, client operations by client and ordinal,
 /// messages by fingerprint and occurrence or by (type, key) group. Every decision is still drawn,
 /// so the rest of the recorded schedule stays aligned; only the effect is left out.
-public struct Interventions: Codable, Equatable, Hashable, Sendable {
+public struct Interventions: Codable, Hashable, Sendable {
     /// Nemesis ticks (1-based) whose fault is not applied.
     public var skippedTicks: [UInt64] = []
     /// Crash points (1-based, in the order the simulator reached them) that do not fire.
